@@ -1,0 +1,67 @@
+"""Typed errors. Every error xdplab raises on purpose derives from XDPLabError.
+
+They render as a short message in a notebook (IPython calls ``_render_traceback_``),
+not as a Python traceback: the traceback is about xdplab's internals, the message is
+about the user's program or machine.
+"""
+from __future__ import annotations
+
+
+class XDPLabError(Exception):
+    """Base class. ``hint`` is the one-line fix, shown under the message."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        if hint:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        msg = super().__str__()
+        return f"{msg}\n  hint: {self.hint}" if self.hint else msg
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[1;31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+class NotSupported(XDPLabError):
+    """The running kernel (or driver) lacks a feature. ``min_kernel`` names the version needed."""
+
+    def __init__(self, feature: str, min_kernel: str = "", detail: str = ""):
+        self.feature = feature
+        self.min_kernel = min_kernel
+        msg = f"{feature} is not supported here"
+        if min_kernel:
+            msg += f" (needs Linux >= {min_kernel})"
+        if detail:
+            msg += f": {detail}"
+        super().__init__(msg)
+
+
+class CompileError(XDPLabError):
+    """clang rejected the C source. ``diagnostics`` holds parsed (line, col, message)."""
+
+    def __init__(self, message: str, diagnostics=(), log: str = "", hint: str = ""):
+        self.diagnostics = list(diagnostics)
+        self.log = log
+        super().__init__(message, hint)
+
+
+class VerifierError(XDPLabError):
+    """The kernel verifier rejected the program. ``log`` is the full verifier log."""
+
+    def __init__(self, message: str, line: int | None = None, log: str = "",
+                 explanation=None, hint: str = ""):
+        self.line = line
+        self.log = log
+        self.explanation = explanation
+        super().__init__(message, hint)
+
+
+class AttachError(XDPLabError):
+    """Attaching was refused (by xdplab's safety rules or by the kernel)."""
+
+
+class TopologyError(XDPLabError):
+    """A lab host or link is missing or could not be built."""

@@ -1,0 +1,188 @@
+"""BPF maps as Python values, numpy arrays and pandas DataFrames.
+
+``Map`` wraps a BCC table: ``m.to_dict()``, ``m.to_numpy()``, ``m.to_df()``; per-CPU
+maps give one value per CPU unless ``sum_cpus=True``. ``Counters`` reads the standard
+per-action counter (``xdplab_actions`` from bpf/include/xdplab.h).
+"""
+from __future__ import annotations
+
+import ctypes
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
+COUNTER_MAP = "xdplab_actions"
+
+
+def to_py(v):
+    """A ctypes value (int, struct, array) as plain Python (int, dict, list)."""
+    if isinstance(v, (int, float)):
+        return v
+    if hasattr(v, "value"):
+        return v.value
+    if isinstance(v, ctypes.Structure) or isinstance(v, ctypes.Union):
+        return {name: to_py(getattr(v, name)) for name, *_ in v._fields_}
+    if isinstance(v, ctypes.Array):
+        return [to_py(x) for x in v]
+    if isinstance(v, (list, tuple)):
+        return [to_py(x) for x in v]
+    return v
+
+
+def _sum(values):
+    vals = [to_py(x) for x in values]
+    if vals and isinstance(vals[0], dict):
+        return {k: sum(v[k] for v in vals) for k in vals[0]}
+    return sum(vals)
+
+
+class Map:
+    """One BPF map of a loaded program."""
+
+    def __init__(self, name: str, table):
+        self.name, self.table = name, table
+        self.percpu = type(table).__name__.startswith(("PerCpu", "LruPerCpu"))
+
+    def __getitem__(self, key):
+        return self.table[self._key(key)]
+
+    def __setitem__(self, key, value):
+        k = self._key(key)
+        if isinstance(value, (int, float)) and not self.percpu:
+            value = self.table.Leaf(value)
+        elif isinstance(value, (int, float)):
+            from bcc import table as _t
+            value = self.table.Leaf(*([value] * len(self.table.Leaf())))  # same on every CPU
+        self.table[k] = value
+
+    def _key(self, key):
+        return self.table.Key(key) if isinstance(key, int) else key
+
+    def clear(self):
+        if type(self.table).__name__ in ("Array", "PerCpuArray"):
+            for k in self.table.keys():
+                self.table[k] = self.table.Leaf()
+        else:
+            self.table.clear()
+
+    def items(self, sum_cpus: bool = False):
+        for k, v in self.table.items():
+            if self.percpu:
+                v = _sum(v) if sum_cpus else [to_py(x) for x in v]
+            else:
+                v = to_py(v)
+            yield to_py(k), v
+
+    def to_dict(self, sum_cpus: bool = False) -> dict:
+        return dict(self.items(sum_cpus))
+
+    def to_numpy(self, sum_cpus: bool = True):
+        """Values as an array (keys in map order): shape (n,) or (n, cpus) for scalars,
+        a structured array for structs."""
+        import numpy as np
+        vals = [v for _, v in self.items(sum_cpus)]
+        if vals and isinstance(vals[0], dict):
+            fields = list(vals[0])
+            return np.array([tuple(v[f] for f in fields) for v in vals],
+                            dtype=[(f, np.uint64) for f in fields])
+        return np.array(vals, dtype=np.uint64)
+
+    def to_df(self, sum_cpus: bool = True):
+        """A pandas DataFrame, one row a key (and a CPU, when not summed)."""
+        import pandas as pd
+        rows = []
+        for k, v in self.items(sum_cpus):
+            key = k if not isinstance(k, dict) else tuple(k.values())
+            if self.percpu and not sum_cpus:
+                for cpu, x in enumerate(v):
+                    rows.append({"key": key, "cpu": cpu, **(x if isinstance(x, dict) else {"value": x})})
+            else:
+                rows.append({"key": key, **(v if isinstance(v, dict) else {"value": v})})
+        return pd.DataFrame(rows)
+
+    def __repr__(self):
+        return f"<Map {self.name} ({type(self.table).__name__}, {len(list(self.table.keys()))} keys)>"
+
+    def _repr_html_(self):
+        return f"<b>map {self.name}</b>{self.to_df().to_html(index=False)}"
+
+
+_MAP_DECL = re.compile(r"\bBPF_(?:TABLE(?:_PINNED)?\s*\(\s*\"\w+\"\s*,[^,]+,[^,]+,\s*(\w+)"
+                       r"|\w+\s*\(\s*(\w+))")
+
+
+def _declared_maps(source: str):
+    """Names of BCC maps declared in ``source`` (BPF_HASH(name, ...), BPF_TABLE(..., name, ...))."""
+    for m in _MAP_DECL.finditer(source):
+        yield m.group(1) or m.group(2)
+
+
+def _exists(bpf, name: str) -> bool:
+    from bcc import lib
+    return lib.bpf_table_id(bpf.module, name.encode()) != ctypes.c_ulonglong(-1).value
+
+
+class Maps(Mapping):
+    """The maps of a loaded program, by name."""
+
+    def __init__(self, bpf, source: str):
+        self._bpf = bpf
+        self._names = [n for n in dict.fromkeys(_declared_maps(source)) if _exists(bpf, n)]
+        self._cache = {}
+
+    def __getitem__(self, name):
+        if name not in self._cache:
+            if name not in self._names:
+                raise KeyError(f"no map {name!r}; this program has {', '.join(self._names) or 'none'}")
+            self._cache[name] = Map(name, self._bpf.get_table(name))
+        return self._cache[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Packets and bytes per XDP action (summed over CPUs)."""
+
+    packets: dict
+    bytes: dict
+
+    @classmethod
+    def read(cls, maps: Maps) -> "Counters":
+        if COUNTER_MAP not in maps:
+            return cls({a: 0 for a in ACTIONS}, {a: 0 for a in ACTIONS})
+        table = maps[COUNTER_MAP].table
+        p, b = {}, {}
+        for i, a in enumerate(ACTIONS):
+            vals = table[table.Key(i)]
+            p[a] = sum(v.packets for v in vals)
+            b[a] = sum(v.bytes for v in vals)
+        return cls(p, b)
+
+    def __getitem__(self, action: str) -> int:
+        return self.packets[action.upper().removeprefix("XDP_")]
+
+    @property
+    def total(self) -> int:
+        return sum(self.packets.values())
+
+    def __sub__(self, other: "Counters") -> "Counters":
+        return Counters({a: self.packets[a] - other.packets[a] for a in ACTIONS},
+                        {a: self.bytes[a] - other.bytes[a] for a in ACTIONS})
+
+    def to_df(self):
+        import pandas as pd
+        return pd.DataFrame({"packets": self.packets, "bytes": self.bytes}).rename_axis("action")
+
+    def __repr__(self):
+        return "Counters(" + ", ".join(f"{a}={self.packets[a]}" for a in ACTIONS) + ")"
+
+    def _repr_html_(self):
+        cells = "".join(f"<td>{self.packets[a]}</td>" for a in ACTIONS)
+        return ("<table><tr><th></th>" + "".join(f"<th>XDP_{a}</th>" for a in ACTIONS) +
+                f"</tr><tr><th>packets</th>{cells}</tr></table>")

@@ -1,0 +1,352 @@
+"""XDP programs: a source (``Program``) becomes a loaded program (``XDPProgram``, kernel
+dependent) which becomes an attachment (``Link``, a bpf_link).
+
+    spec = Program(source)                  # deterministic: text, function, flags
+    prog = spec.load()                      # BCC compiles, the verifier checks
+    link = prog.attach("xl-h1", "native")   # BPF_LINK_CREATE: gone when the process dies
+    prog.counters()                         # packets/bytes per XDP action
+    prog.detach(); prog.close()             # or use ``with`` / let the process end
+
+Re-attaching a new program where this process already has a link swaps the program
+atomically (BPF_LINK_UPDATE): the interface is never left without a program.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import _kernel
+from .errors import AttachError, CompileError, VerifierError, XDPLabError
+
+BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
+INCLUDE_DIR = BPF_DIR / "include"
+ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
+MODES = {"native": "native", "drv": "native", "driver": "native",
+         "generic": "generic", "skb": "generic"}
+
+_XDP_FUNC = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<static>static\s+)?(?:__always_inline\s+)?int\s+(?P<name>\w+)\s*\(\s*struct\s+xdp_md\s*\*\s*(?P<arg>\w+)\s*\)",
+    re.M)
+_fd2_lock = threading.Lock()
+
+
+@contextmanager
+def _capture_stderr():
+    """Capture fd 2 (BCC and clang print there from C) into ``box['text']``."""
+    box = {"text": ""}
+    with _fd2_lock, tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield box
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            box["text"] = tmp.read().decode(errors="replace")
+
+
+def _numbered(source: str, origin: str) -> str:
+    """Put ``#line N`` before every line, so that lines BCC's rewriter inserts (an attribute
+    line before each function, a blank line after its brace) do not shift the line numbers
+    clang and the verifier report. Continuation lines (after a backslash) are left alone."""
+    out, cont = [], False
+    for n, line in enumerate(source.splitlines(), 1):
+        if not cont:
+            out.append(f'#line {n} "{origin}"')
+        out.append(line)
+        cont = line.endswith("\\")
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A program's source and how to build it. Nothing touches the kernel until ``load()``.
+
+    ``func``: the XDP function (default: the first ``int f(struct xdp_md *ctx)``).
+    ``count``: wrap it so that every returned action is counted in ``xdplab_actions``.
+    ``origin``: the name shown in error messages (``cell``, a file path)."""
+
+    source: str
+    func: str | None = None
+    cflags: tuple = ()
+    count: bool = True
+    origin: str = "cell"
+
+    @classmethod
+    def from_file(cls, path, **kw) -> "Program":
+        p = Path(path)
+        if not p.is_absolute() and not p.exists():
+            p = BPF_DIR / p
+        return cls(p.read_text(), origin=str(path), **kw)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.source.splitlines()
+
+    def xdp_functions(self) -> list[str]:
+        return [m["name"] for m in _XDP_FUNC.finditer(self.source) if not m["static"]]
+
+    @property
+    def entry(self) -> str:
+        if self.func:
+            return self.func
+        funcs = self.xdp_functions()
+        if not funcs:
+            raise CompileError(
+                f"no XDP function in {self.origin}",
+                hint="write a function `int my_prog(struct xdp_md *ctx)` (not static)")
+        return funcs[0]
+
+    def full_source(self) -> str:
+        """What BCC compiles: the prelude, then the user's source at its own line numbers
+        (``#line``), then the counting wrapper."""
+        prelude = (INCLUDE_DIR / "xdplab.h").read_text()
+        user, entry, wrapper = self.source, self.entry, ""
+        if self.count:
+            pat = re.compile(_XDP_FUNC.pattern.replace(r"(?P<name>\w+)", rf"(?P<name>{re.escape(entry)})"), re.M)
+            m = pat.search(user)
+            if m and not m["static"]:
+                inner = f"__xdplab_user_{entry}"
+                user = (user[:m.start()] + f"{m['indent']}static __always_inline int {inner}(struct xdp_md *{m['arg']})"
+                        + user[m.end():])
+                wrapper = (f"\n#line 1 \"<xdplab wrapper>\"\nint {entry}(struct xdp_md *ctx)\n"
+                           f"{{\n    return xdplab_count(ctx, {inner}(ctx));\n}}\n")
+        return f"{prelude}\n{_numbered(user, self.origin)}\n{wrapper}"
+
+    def load(self) -> "XDPProgram":
+        """Compile with BCC and load into the kernel (the verifier runs here)."""
+        from bcc import BPF
+        from . import explain
+        entry = self.entry
+        cflags = [f"-I{INCLUDE_DIR}", "-Wno-unused-value", *self.cflags]
+        with _capture_stderr() as err:
+            try:
+                bpf = BPF(text=self.full_source(), cflags=cflags)
+            except Exception:
+                bpf = None
+        if bpf is None:
+            raise explain.compile_error(self, err["text"])
+        with _capture_stderr() as err:
+            try:
+                fn = bpf.load_func(entry, BPF.XDP)
+            except Exception as e:
+                fn, exc = None, e
+        if fn is None:
+            bpf.cleanup()
+            raise explain.verifier_error(self, err["text"], exc)
+        return XDPProgram(self, bpf, fn, warnings=err["text"])
+
+
+class XDPProgram:
+    """A program loaded into the kernel. Attach it with ``attach``; read its maps with
+    ``prog.maps[name]`` / ``prog[name]``; its action counters with ``counters()``."""
+
+    def __init__(self, spec: Program, bpf, fn, warnings: str = ""):
+        self.spec, self.bpf, self._fn = spec, bpf, fn
+        self.warnings = warnings
+        self.fd = fn.fd
+        info = _kernel.prog_info(self.fd)
+        self.id, self.name = info["id"], spec.entry
+        self.links: list[Link] = []
+        self._closed = False
+        from .maps import Maps
+        self.maps = Maps(bpf, spec.full_source())
+
+    # --- attach / detach ---------------------------------------------------------
+    def attach(self, dev: str, mode: str = "native", *, replace: bool = False,
+               force: bool = False) -> "Link":
+        """Attach through a bpf_link. Refuses interfaces that carry the default route
+        (``force=True`` overrides) and programs this process does not own
+        (``replace=True`` takes them off first)."""
+        return attach(self, dev, mode, replace=replace, force=force)
+
+    def detach(self) -> None:
+        for link in list(self.links):
+            link.detach()
+
+    @property
+    def attached(self) -> bool:
+        return any(l.attached for l in self.links)
+
+    def close(self) -> None:
+        """Detach everywhere and release the program and its maps."""
+        if self._closed:
+            return
+        self.detach()
+        self._closed = True
+        self.bpf.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            if not self._closed and not self.links:
+                self.bpf.cleanup()
+        except Exception:
+            pass
+
+    # --- data --------------------------------------------------------------------
+    def __getitem__(self, name):
+        return self.maps[name]
+
+    def counters(self) -> "Counters":
+        """Packets and bytes per XDP action since load, summed over CPUs."""
+        from .maps import Counters
+        return Counters.read(self.maps)
+
+    def plot(self, **kw):
+        """A live bokeh chart of packets/s per action (see ``xdplab.live.LivePlot``)."""
+        from .live import LivePlot
+        return LivePlot(self, **kw).start()
+
+    def run(self, packet, **kw):
+        """Run the program on one packet with BPF_PROG_RUN (see ``xdplab.testrun``)."""
+        from .testrun import run
+        return run(self, packet, **kw)
+
+    def __repr__(self) -> str:
+        where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
+        return f"<XDPProgram {self.name} id={self.id} ({where}) maps={list(self.maps)}>"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+        c = self.counters()
+        where = ", ".join(f"<code>{l.ifname}</code> ({l.mode}, link {l.id})" for l in self.links if l.attached)
+        return (f"<b>XDP program <code>{escape(self.name)}</code></b> id {self.id} &mdash; "
+                f"{where or 'not attached'}<br>maps: {', '.join(map(escape, self.maps)) or '-'}"
+                f"{c._repr_html_()}")
+
+
+@dataclass
+class Link:
+    """A bpf_link holding an XDP program on an interface. Closing the fd (explicitly,
+    or by the process dying) detaches the program."""
+
+    fd: int
+    ifname: str
+    ifindex: int
+    mode: str
+    program: XDPProgram
+    id: int = field(init=False)
+
+    def __post_init__(self):
+        self.id = _kernel.link_info(self.fd)["id"]
+
+    @property
+    def attached(self) -> bool:
+        return self.fd >= 0
+
+    def update(self, program: XDPProgram) -> None:
+        """Swap in another program atomically."""
+        _kernel.link_update(self.fd, program.fd)
+        if self in self.program.links:
+            self.program.links.remove(self)
+        self.program = program
+        program.links.append(self)
+
+    def detach(self) -> None:
+        if self.fd < 0:
+            return
+        _LINKS.pop((self.ifindex, self.mode), None)
+        try:
+            _kernel.link_detach(self.fd)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = -1
+        if self in self.program.links:
+            self.program.links.remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
+
+    def __repr__(self) -> str:
+        state = f"link {self.id}" if self.attached else "detached"
+        return f"<Link {self.program.name} on {self.ifname} ({self.mode}, {state})>"
+
+
+_LINKS: dict[tuple[int, str], Link] = {}   # this process's XDP links, by (ifindex, mode)
+
+
+def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = False,
+           force: bool = False) -> Link:
+    mode_key = MODES.get(str(mode).lower())
+    if mode_key is None:
+        raise AttachError(f"unknown XDP mode {mode!r}", hint="use 'native' (driver) or 'generic' (skb)")
+    ifindex = _kernel.ifindex(dev)
+    if not ifindex:
+        raise AttachError(f"no interface named {dev!r} in the root namespace",
+                          hint="`xdplab status` lists the lab's interfaces; `xdplab up` builds them")
+    if dev in _kernel.default_route_ifnames() and not force:
+        raise AttachError(
+            f"{dev} carries this machine's default route: a program that drops there cuts "
+            "the machine off", hint="attach to a lab interface, or pass force=True if you mean it")
+    ours = _LINKS.get((ifindex, mode_key))
+    if ours is not None and ours.attached:
+        if ours.program is not prog:
+            ours.update(prog)
+        return ours
+    present = _kernel.xdp_state(dev)
+    if present and not replace:
+        who = ", ".join(f"{m} program {_kernel.prog_name_by_id(p)!r} (id {p})" for m, p in present.items())
+        raise AttachError(f"{dev} already has {who}, not attached by this process",
+                          hint="pass replace=True (--replace) to take it off, or detach it first "
+                               "(`xdplab down` removes the lab's)")
+    if present:
+        _take_off(dev, ifindex, present)
+    try:
+        fd = _kernel.link_create_xdp(prog.fd, ifindex, mode_key)
+    except _kernel.BPFError as e:
+        raise AttachError(f"the kernel refused to attach {prog.name} to {dev} in {mode_key} mode: "
+                          f"{e.strerror}", hint=_attach_hint(e, mode_key)) from None
+    link = Link(fd, dev, ifindex, mode_key, prog)
+    prog.links.append(link)
+    _LINKS[(ifindex, mode_key)] = link
+    return link
+
+
+def _take_off(dev: str, ifindex: int, present: dict) -> None:
+    for link_id in _kernel.xdp_link_ids(ifindex):
+        fd = _kernel.link_fd_by_id(link_id)
+        try:
+            _kernel.link_detach(fd)
+        finally:
+            os.close(fd)
+    for mode in _kernel.xdp_state(dev):
+        if mode in ("native", "generic"):
+            _kernel.netlink_detach_xdp(dev, mode)
+
+
+def _attach_hint(e: OSError, mode: str) -> str:
+    import errno
+    if e.errno == errno.EEXIST or e.errno == errno.EBUSY:
+        return "another program is attached in the other mode; detach it first (native and generic cannot mix)"
+    if e.errno == errno.EOPNOTSUPP:
+        return "this driver has no native XDP: use mode='generic'" if mode == "native" else ""
+    if e.errno == errno.EINVAL:
+        return "the program may be too large for this device's MTU/multi-buffer settings"
+    return ""
+
+
+def detach_all() -> None:
+    """Detach every link this process made (used by tests and by the notebook extension)."""
+    for link in list(_LINKS.values()):
+        link.detach()
+
+
+def load(source: str, **kw) -> XDPProgram:
+    """``Program(source, **kw).load()``."""
+    return Program(source, **kw).load()
