@@ -21,8 +21,13 @@ class XDPLabError(Exception):
         msg = super().__str__()
         return f"{msg}\n  hint: {self.hint}" if self.hint else msg
 
+    #: set when a rich (HTML) rendering was already displayed: then the traceback
+    #: area shows only the first line, so the notebook does not say it twice
+    shown: bool = False
+
     def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[1;31m{type(self).__name__}\x1b[0m: {self}"]
+        text = str(self).splitlines()[0] if self.shown else str(self)
+        return [f"\x1b[1;31m{type(self).__name__}\x1b[0m: {text}"]
 
 
 class NotSupported(XDPLabError):

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The one install path of xdplab (used by ./lab start, ./lab test, CI and the Vagrant VM).
+# Idempotent: a second run installs nothing and prints what it checked.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${XDPLAB_VENV:-/opt/xdplab-venv}
+say() { printf '\033[1m[xdplab setup]\033[0m %s\n' "$*"; }
+
+[ "$(id -u)" = 0 ] || { echo "xdplab setup: run as root (XDP needs CAP_BPF + CAP_NET_ADMIN)" >&2; exit 1; }
+
+# 1. Debian packages ---------------------------------------------------------------------
+PKGS=(python3-bpfcc bpfcc-tools bpftool clang llvm libbpf-dev iproute2 iputils-ping ethtool
+      tcpdump tshark python3-venv python3-dev ca-certificates kmod
+      qemu-system-x86 qemu-utils busybox-static cpio zstd ${XDPLAB_EXTRA_PKGS:-})
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+KREL=$(uname -r)
+need_headers=0
+[ -e "/lib/modules/$KREL/build" ] || need_headers=1
+if [ ${#missing[@]} -gt 0 ] || [ $need_headers = 1 ]; then
+  say "apt-get update"
+  apt-get update -qq
+fi
+if [ $need_headers = 1 ]; then
+  if apt-cache show "linux-headers-$KREL" >/dev/null 2>&1; then
+    missing+=("linux-headers-$KREL")
+  else
+    dpkg-query -W -f='${Status}' linux-headers-amd64 2>/dev/null | grep -q "install ok installed" \
+      || missing+=(linux-headers-amd64)
+  fi
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing: ${missing[*]}"
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "Debian packages: all ${#PKGS[@]} present"
+fi
+
+# 2. Kernel headers for BCC ----------------------------------------------------------------
+# No headers for the running kernel (e.g. a custom 6.18): point BCC at the closest Debian
+# headers. XDP programs only need the stable UAPI, so this is safe; `xdplab doctor` says so.
+if [ ! -e "/lib/modules/$KREL/build" ]; then
+  build=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1 || true)
+  [ -n "$build" ] || { echo "xdplab setup: no linux-headers found under /usr/src" >&2; exit 1; }
+  common=${build%-amd64}-common
+  mkdir -p "/lib/modules/$KREL"
+  ln -sfn "$build" "/lib/modules/$KREL/build"
+  [ -d "$common" ] && ln -sfn "$common" "/lib/modules/$KREL/source"
+  say "no headers for $KREL: BCC uses $(basename "$build") (linked under /lib/modules/$KREL)"
+else
+  say "kernel headers: $(readlink -f "/lib/modules/$KREL/build")"
+fi
+
+# 3. bpffs and tracefs --------------------------------------------------------------------
+grep -qs ' /sys/fs/bpf bpf ' /proc/mounts || { mount -t bpf bpf /sys/fs/bpf; say "mounted bpffs"; }
+grep -qs ' /sys/kernel/tracing tracefs ' /proc/mounts || { mount -t tracefs tracefs /sys/kernel/tracing; say "mounted tracefs"; }
+
+# 4. Python: a venv that sees Debian's BCC ------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV (from /usr/bin/python3, with system site-packages for BCC)"
+  /usr/bin/python3 -m venv --system-site-packages "$VENV"
+fi
+stamp="$VENV/.xdplab-requirements.sha256"
+want=$(sha256sum "$REPO/requirements.txt" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "pip install -r requirements.txt (into $VENV)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO/requirements.txt"
+  echo "$want" > "$stamp"
+else
+  say "Python packages: up to date in $VENV"
+fi
+"$VENV/bin/python" -c "import bcc, pyroute2, scapy, bokeh, jupyter_bokeh" \
+  || { echo "xdplab setup: the venv cannot import its packages" >&2; exit 1; }

@@ -1,0 +1,38 @@
+"""Start JupyterLab for the lab: 127.0.0.1 only, a fresh token, ``labs/`` open.
+
+``python -m xdplab.server [--port N] [--ip ADDR]`` (``./lab start`` runs it). The kernels
+it starts inherit PYTHONPATH, so notebooks import this checkout's xdplab.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def command(port: int = 8888, ip: str = "127.0.0.1", token: str | None = None) -> tuple[list[str], str]:
+    token = token or secrets.token_hex(24)
+    argv = [sys.executable, "-m", "jupyterlab", f"--ip={ip}", f"--port={port}", "--no-browser",
+            "--allow-root", f"--ServerApp.root_dir={ROOT}", f"--IdentityProvider.token={token}",
+            "--ServerApp.port_retries=0", "--LabApp.default_url=/lab/tree/labs/00-welcome.ipynb"]
+    return argv, token
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="./lab start")
+    p.add_argument("--port", type=int, default=int(os.environ.get("XDPLAB_PORT", 8888)))
+    p.add_argument("--ip", default="127.0.0.1", help="listen address (default: loopback only)")
+    args = p.parse_args(argv)
+    cmd, token = command(args.port, args.ip)
+    url = f"http://{args.ip}:{args.port}/lab/tree/labs/00-welcome.ipynb?token={token}"
+    print(f"\n  xdplab is starting. Open:\n\n    {url}\n\n  (Ctrl-C stops JupyterLab; `./lab down` removes the lab hosts.)\n",
+          flush=True)
+    os.execv(cmd[0], cmd)
+
+
+if __name__ == "__main__":
+    main()
