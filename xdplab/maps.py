@@ -135,7 +135,7 @@ class Maps(Mapping):
         if name not in self._cache:
             if name not in self._names:
                 raise KeyError(f"no map {name!r}; this program has {', '.join(self._names) or 'none'}")
-            self._cache[name] = Map(name, self._bpf.get_table(name))
+            self._cache[name] = Map(name, self._bpf.get_table(name.encode()))
         return self._cache[name]
 
     def __iter__(self):

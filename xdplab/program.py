@@ -134,7 +134,7 @@ class Program:
             raise explain.compile_error(self, err["text"])
         with _capture_stderr() as err:
             try:
-                fn = bpf.load_func(entry, BPF.XDP)
+                fn = bpf.load_func(entry.encode(), BPF.XDP)
             except Exception as e:
                 fn, exc = None, e
         if fn is None:
@@ -237,6 +237,7 @@ class Link:
     ifindex: int
     mode: str
     program: XDPProgram
+    netns: int = 0              # _kernel.netns_ino() of the namespace holding ifindex
     id: int = field(init=False)
 
     def __post_init__(self):
@@ -257,7 +258,7 @@ class Link:
     def detach(self) -> None:
         if self.fd < 0:
             return
-        _LINKS.pop((self.ifindex, self.mode), None)
+        _LINKS.pop((self.netns, self.ifindex, self.mode), None)
         try:
             _kernel.link_detach(self.fd)
         except OSError:
@@ -278,7 +279,7 @@ class Link:
         return f"<Link {self.program.name} on {self.ifname} ({self.mode}, {state})>"
 
 
-_LINKS: dict[tuple[int, str], Link] = {}   # this process's XDP links, by (ifindex, mode)
+_LINKS: dict[tuple[int, int, str], Link] = {}   # this process's XDP links, by (netns, ifindex, mode)
 
 
 def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = False,
@@ -294,7 +295,8 @@ def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = 
         raise AttachError(
             f"{dev} carries this machine's default route: a program that drops there cuts "
             "the machine off", hint="attach to a lab interface, or pass force=True if you mean it")
-    ours = _LINKS.get((ifindex, mode_key))
+    key = (_kernel.netns_ino(), ifindex, mode_key)     # attach() may run inside a netns
+    ours = _LINKS.get(key)
     if ours is not None and ours.attached:
         if ours.program is not prog:
             ours.update(prog)
@@ -312,9 +314,9 @@ def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = 
     except _kernel.BPFError as e:
         raise AttachError(f"the kernel refused to attach {prog.name} to {dev} in {mode_key} mode: "
                           f"{e.strerror}", hint=_attach_hint(e, mode_key)) from None
-    link = Link(fd, dev, ifindex, mode_key, prog)
+    link = Link(fd, dev, ifindex, mode_key, prog, key[0])
     prog.links.append(link)
-    _LINKS[(ifindex, mode_key)] = link
+    _LINKS[key] = link
     return link
 
 

@@ -166,7 +166,7 @@ class Topology:
 
     def up(self) -> "Topology":
         """Build every host that is not already there (idempotent)."""
-        from pyroute2 import NetNS, netns
+        from pyroute2 import netns
         created = self._recorded()
         for h in self:
             if (NETNS_DIR / h.netns).exists() and h.ifindex:
@@ -180,16 +180,16 @@ class Topology:
                         peer={"ifname": h.inside, "address": h.mac, "net_ns_fd": h.netns})
                 idx = ip.link_lookup(ifname=h.outside)[0]
                 ip.addr("add", index=idx, address=h.gw4, prefixlen=24)
-                ip.addr("add", index=idx, address=h.gw6, prefixlen=64, flags=0x80)  # nodad
+                ip.addr("add", index=idx, address=h.gw6, prefixlen=64, flags=0x02)  # IFA_F_NODAD
                 ip.link("set", index=idx, state="up")
                 ip.neigh("add", dst=h.ipv4, lladdr=h.mac, ifindex=idx, state=0x80)
                 ip.neigh("add", dst=h.ipv6, lladdr=h.mac, ifindex=idx, state=0x80)
-            with NetNS(h.netns) as ns:
+            with _kernel.ipr(h.netns) as ns:
                 lo = ns.link_lookup(ifname="lo")[0]
                 ns.link("set", index=lo, state="up")
                 idx = ns.link_lookup(ifname=h.inside)[0]
                 ns.addr("add", index=idx, address=h.ipv4, prefixlen=24)
-                ns.addr("add", index=idx, address=h.ipv6, prefixlen=64, flags=0x80)
+                ns.addr("add", index=idx, address=h.ipv6, prefixlen=64, flags=0x02)  # IFA_F_NODAD
                 ns.link("set", index=idx, state="up")
                 ns.neigh("add", dst=h.gw4, lladdr=h.gw_mac, ifindex=idx, state=0x80)
                 ns.neigh("add", dst=h.gw6, lladdr=h.gw_mac, ifindex=idx, state=0x80)

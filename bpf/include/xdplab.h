@@ -1,6 +1,7 @@
 /* xdplab.h: what every xdplab program gets (the lab prepends this to your source).
  *
- * - the usual headers for parsing packets (Ethernet, VLAN, IPv4/6, TCP, UDP, ICMP);
+ * - the usual (UAPI) headers for parsing packets (Ethernet, IPv4/6, TCP, UDP, ICMP) and
+ *   struct vlan_hdr;
  * - xdplab_actions: a per-CPU counter of packets and bytes per XDP action, read by
  *   prog.counters() and drawn by prog.plot();
  * - xdplab_count(ctx, action) / XDPLAB_RETURN(ctx, action): count and return an action.
@@ -8,15 +9,23 @@
  *   only in programs built with count=False.
  */
 #include <uapi/linux/bpf.h>
-#include <linux/in.h>
-#include <linux/if_ether.h>
-#include <linux/if_vlan.h>
-#include <linux/ip.h>
-#include <linux/ipv6.h>
-#include <linux/icmp.h>
-#include <linux/icmpv6.h>
-#include <linux/tcp.h>
-#include <linux/udp.h>
+#include <uapi/linux/in.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/ipv6.h>
+#include <uapi/linux/icmp.h>
+#include <uapi/linux/icmpv6.h>
+#include <uapi/linux/tcp.h>
+#include <uapi/linux/udp.h>
+/* Only UAPI headers: the kernel-internal ones (linux/ip.h pulls in skbuff.h, ...) make every
+ * compile ten times slower and are not needed by XDP programs. */
+
+#ifndef _LINUX_IF_VLAN_H_
+struct vlan_hdr {           /* 802.1Q tag, as in the kernel's linux/if_vlan.h */
+    __be16 h_vlan_TCI;
+    __be16 h_vlan_encapsulated_proto;
+};
+#endif
 
 #define XDPLAB_NUM_ACTIONS 5 /* ABORTED, DROP, PASS, TX, REDIRECT */
 
