@@ -24,7 +24,7 @@ def lab(prefix: str | None = None) -> Topology:
 
 def doctor(**kw):
     """Check this machine for the lab; returns a report that shows itself as a table."""
-    from .doctor import run
+    from .health import run
     return run(**kw)
 
 

@@ -6,7 +6,7 @@ import sys
 
 
 def cmd_doctor(args) -> int:
-    from .doctor import run
+    from .health import run
     report = run()
     print(report)
     return 0 if report.ok else 1

@@ -1,4 +1,4 @@
-"""``xdplab doctor``: is this machine ready for the lab? Each check is PASS, WARN or FAIL
+"""``xdplab doctor`` / ``xdplab.doctor()``: is this machine ready for the lab? Each check is PASS, WARN or FAIL
 with a one-line fix; the CLI exits non-zero when anything FAILs."""
 from __future__ import annotations
 
