@@ -9,6 +9,15 @@
  *   only in programs built with count=False.
  */
 #include <uapi/linux/bpf.h>
+/* uapi/linux/in.h, icmp.h and tcp.h include <linux/socket.h>, which in a kernel tree is the
+ * kernel-internal header: it drags in most of the kernel and triples compile time. XDP
+ * programs need only its UAPI part and struct sockaddr, so take those and skip the rest. */
+#define _LINUX_SOCKET_H
+#include <uapi/linux/socket.h>
+struct sockaddr {
+    __kernel_sa_family_t sa_family;
+    char sa_data[14];
+};
 #include <uapi/linux/in.h>
 #include <uapi/linux/if_ether.h>
 #include <uapi/linux/ip.h>
@@ -18,7 +27,7 @@
 #include <uapi/linux/tcp.h>
 #include <uapi/linux/udp.h>
 /* Only UAPI headers: the kernel-internal ones (linux/ip.h pulls in skbuff.h, ...) make every
- * compile ten times slower and are not needed by XDP programs. */
+ * compile several times slower and are not needed by XDP programs. */
 
 #ifndef _LINUX_IF_VLAN_H_
 struct vlan_hdr {           /* 802.1Q tag, as in the kernel's linux/if_vlan.h */
