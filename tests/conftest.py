@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
 import xdplab
-from xdplab import topology
+from xdplab import _kernel, server, topology
 
 _ids = itertools.count(1)
 TEST_PREFIX = "xt"
@@ -24,9 +30,11 @@ def topo_factory():
     made = []
 
     def make(hosts=("h1", "h2"), **kw):
-        n = next(_ids) + 40 * (os.getpid() % 4)
+        # subnets 100..189 are for test topologies (notebooks use 200.., the CLI and
+        # JupyterLab tests 196..199, benchmarks 97): two live topologies never share one
+        n = next(_ids)
         t = topology.Topology(hosts=hosts, prefix=f"{TEST_PREFIX}{os.getpid() % 100}{n}-",
-                              net=100 + n % 150, **kw)
+                              net=100 + n % 90, **kw)
         made.append(t)
         return t.up()
 
@@ -42,10 +50,59 @@ def topo(topo_factory):
     return topo_factory()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def jupyter(tmp_path_factory):
+    """JupyterLab as `./lab start` runs it, on a free port; kernels it starts get a topology
+    prefix of their own. Yields (base URL, token)."""
+    port = free_port()
+    root = tmp_path_factory.mktemp("jupyter-root")     # a copy: JupyterLab autosaves what it runs
+    shutil.copytree(Path(__file__).resolve().parent.parent / "labs", root / "labs")
+    cmd, token = server.command(port=port, root=root)
+    env = dict(os.environ, XDPLAB_PREFIX=f"xj{os.getpid() % 100}-", XDPLAB_NET="196",
+               PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("JupyterLab did not start: " + proc.stderr.read()[-2000:])
+    yield base, token
+    proc.terminate()
+    proc.wait(timeout=20)
+    topology.remove_all(env["XDPLAB_PREFIX"])
+
+
+def _test_leftovers() -> dict:
+    """Namespaces and links named like test resources (x<letter>… but not the lab's own
+    xl- prefix), and any interface that still has an XDP program attached."""
+    left = topology.leftovers("x")
+    keep = topology.DEFAULT_PREFIX
+    left = {k: [n for n in v if not n.startswith(keep)] for k, v in left.items()}
+    with _kernel.ipr() as ip:
+        left["xdp"] = sorted(l.get_attr("IFLA_IFNAME") for l in ip.get_links()
+                             if l.get_attr("IFLA_XDP") and l.get_attr("IFLA_XDP").get_attr("IFLA_XDP_ATTACHED")
+                             and not l.get_attr("IFLA_IFNAME").startswith(keep))
+    return left
+
+
 def pytest_sessionfinish(session, exitstatus):
+    """A run that leaves anything behind fails: teardown is part of what is tested."""
     xdplab.detach_all()
-    left = topology.leftovers(f"{TEST_PREFIX}{os.getpid() % 100}")
-    if left["netns"] or left["links"]:
-        topology.remove_all(f"{TEST_PREFIX}{os.getpid() % 100}")
-        print(f"\nLEFTOVERS removed after the run (a teardown bug): {left}")
+    left = _test_leftovers()
+    if any(left.values()):
+        for prefix in {n[:n.index("-") + 1] for n in left["netns"] + left["links"] if "-" in n}:
+            topology.remove_all(prefix)
+        print(f"\nLEFTOVERS after the run (a teardown bug; removed now): {left}")
         session.exitstatus = 1

@@ -1,41 +1,10 @@
 """./lab start's JupyterLab: loopback only, token required, the labs are there."""
 import json
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
 import pytest
-
-from xdplab import server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def jupyter():
-    port = free_port()
-    cmd, token = server.command(port=port)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("JupyterLab did not start: " + proc.stderr.read()[-2000:])
-    yield base, token
-    proc.terminate()
-    proc.wait(timeout=20)
 
 
 def test_listens_on_loopback_only(jupyter):

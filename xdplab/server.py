@@ -14,10 +14,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def command(port: int = 8888, ip: str = "127.0.0.1", token: str | None = None) -> tuple[list[str], str]:
+def command(port: int = 8888, ip: str = "127.0.0.1", token: str | None = None,
+            root: Path = ROOT) -> tuple[list[str], str]:
+    """The JupyterLab command line and its token. ``root`` must hold ``labs/``."""
     token = token or secrets.token_hex(24)
     argv = [sys.executable, "-m", "jupyterlab", f"--ip={ip}", f"--port={port}", "--no-browser",
-            "--allow-root", f"--ServerApp.root_dir={ROOT}", f"--IdentityProvider.token={token}",
+            "--allow-root", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
             "--ServerApp.port_retries=0", "--LabApp.default_url=/lab/tree/labs/00-welcome.ipynb"]
     return argv, token
 
