@@ -12,28 +12,31 @@ say() { printf '\033[1m[xdplab setup]\033[0m %s\n' "$*"; }
 # 1. Debian packages ---------------------------------------------------------------------
 PKGS=(python3-bpfcc bpfcc-tools bpftool clang llvm libbpf-dev iproute2 iputils-ping ethtool
       tcpdump tshark python3-venv python3-dev ca-certificates kmod
-      qemu-system-x86 qemu-utils busybox-static cpio zstd ${XDPLAB_EXTRA_PKGS:-})
+      qemu-system-x86 busybox-static ${XDPLAB_EXTRA_PKGS:-})
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 KREL=$(uname -r)
-need_headers=0
-[ -e "/lib/modules/$KREL/build" ] || need_headers=1
-if [ ${#missing[@]} -gt 0 ] || [ $need_headers = 1 ]; then
-  say "apt-get update"
-  apt-get update -qq
+# Debian 12's BCC (0.26) cannot compile against the headers of kernels >= 6.10 (their
+# linux/bpf.h uses types its clang front end rejects), and a custom kernel may have none:
+# in both cases BCC is pointed at Debian 12's own 6.1 headers. XDP programs only need the
+# stable UAPI, so that is safe; `xdplab doctor` reports it.
+kver=$(echo "$KREL" | awk -F. '{printf "%d%03d", $1, $2}')
+use_61=0
+if [ ! -e "/lib/modules/$KREL/build" ] && ! apt-cache show "linux-headers-$KREL" >/dev/null 2>&1; then
+  use_61=1
+elif [ "$kver" -ge 6010 ]; then
+  use_61=1
 fi
-if [ $need_headers = 1 ]; then
-  if apt-cache show "linux-headers-$KREL" >/dev/null 2>&1; then
-    missing+=("linux-headers-$KREL")
-  else
-    dpkg-query -W -f='${Status}' linux-headers-amd64 2>/dev/null | grep -q "install ok installed" \
-      || missing+=(linux-headers-amd64)
-  fi
+if [ $use_61 = 1 ] && ! ls -d /usr/src/linux-headers-6.1.*-amd64 >/dev/null 2>&1; then
+  missing+=(linux-headers-amd64)
+elif [ $use_61 = 0 ] && [ ! -e "/lib/modules/$KREL/build" ]; then
+  missing+=("linux-headers-$KREL")
 fi
 if [ ${#missing[@]} -gt 0 ]; then
-  say "installing: ${missing[*]}"
+  say "apt-get update; installing: ${missing[*]}"
+  apt-get update -qq
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 else
@@ -41,16 +44,17 @@ else
 fi
 
 # 2. Kernel headers for BCC ----------------------------------------------------------------
-# No headers for the running kernel (e.g. a custom 6.18): point BCC at the closest Debian
-# headers. XDP programs only need the stable UAPI, so this is safe; `xdplab doctor` says so.
-if [ ! -e "/lib/modules/$KREL/build" ]; then
-  build=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1 || true)
-  [ -n "$build" ] || { echo "xdplab setup: no linux-headers found under /usr/src" >&2; exit 1; }
+if [ $use_61 = 1 ]; then
+  build=$(ls -d /usr/src/linux-headers-6.1.*-amd64 | sort -V | tail -n1)
   common=${build%-amd64}-common
-  mkdir -p "/lib/modules/$KREL"
-  ln -sfn "$build" "/lib/modules/$KREL/build"
-  [ -d "$common" ] && ln -sfn "$common" "/lib/modules/$KREL/source"
-  say "no headers for $KREL: BCC uses $(basename "$build") (linked under /lib/modules/$KREL)"
+  if [ "$(readlink "/lib/modules/$KREL/build")" != "$build" ]; then
+    mkdir -p "/lib/modules/$KREL"
+    ln -sfn "$build" "/lib/modules/$KREL/build"
+    ln -sfn "$common" "/lib/modules/$KREL/source"
+    say "BCC will compile against $(basename "$build") for $KREL (linked under /lib/modules/$KREL)"
+  else
+    say "kernel headers: $(basename "$build") for $KREL (Debian 12's BCC needs 6.1 headers here)"
+  fi
 else
   say "kernel headers: $(readlink -f "/lib/modules/$KREL/build")"
 fi

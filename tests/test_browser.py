@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.kernel, pytest.mark.slow,
 
 @pytest.fixture
 def page(jupyter):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,

@@ -64,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("check", "matrix"):
+        # their own parsers get every option (argparse.REMAINDER drops leading "--x" ones)
+        args = argparse.Namespace(fn={"check": cmd_check, "matrix": cmd_matrix}[argv[0]], rest=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     from .errors import XDPLabError
     try:
         return args.fn(args)
