@@ -368,9 +368,9 @@ def map_delete(map_fd: int, key: bytes) -> bool:
 
 
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
-               flags: int = 0) -> int:
-    return bpf(BPF_MAP_CREATE, _attr("=5I", map_type, key_size, value_size, max_entries, flags),
-               "MAP_CREATE")
+               flags: int = 0, name: str = "") -> int:
+    return bpf(BPF_MAP_CREATE, _attr("=7I16s", map_type, key_size, value_size, max_entries, flags,
+                                     0, 0, name.encode()[:15]), "MAP_CREATE")
 
 
 BPF_PROG_LOAD = 5
@@ -430,11 +430,27 @@ def _netdev_msg():
     return netdev_dev
 
 
-def netdev_dev_get(ifindex: int | None = None) -> list[dict]:
+def _off_event_loop(fn, *args):
+    """Call ``fn`` here, or on a helper thread (same netns) when this thread runs an asyncio
+    loop (Jupyter's): pyroute2 0.9's legacy NetlinkSocket drives a loop of its own and
+    fails with 'This event loop is already running' there."""
+    import asyncio
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn(*args)
+    return run_in_netns(None, fn, *args)
+
+
+def netdev_dev_get(ifindex: int | None = None, family: str = "netdev") -> list[dict]:
     """NETDEV_CMD_DEV_GET for one interface, or a dump of all (``ifindex=None``), in the
     calling thread's netns: [{ifindex, xdp_features, xdp_zc_max_segs,
     xdp_rx_metadata_features, xsk_features}] (a missing attribute is None: older kernel).
     Raises NotSupported when the kernel has no netdev family."""
+    return _off_event_loop(_netdev_dev_get, ifindex, family)
+
+
+def _netdev_dev_get(ifindex: int | None, family: str) -> list[dict]:
     from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
     from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.generic import GenericNetlinkSocket
@@ -443,9 +459,9 @@ def netdev_dev_get(ifindex: int | None = None) -> list[dict]:
     sock = GenericNetlinkSocket()
     try:
         try:
-            sock.bind("netdev", cls)
+            sock.bind(family, cls)
         except NetlinkError as e:
-            raise NotSupported("the netdev generic netlink family (XDP feature flags)", "6.3",
+            raise NotSupported(f"the {family} generic netlink family (XDP feature flags)", "6.3",
                                f"resolving the family failed: {os.strerror(e.code)}") from None
         msg = cls()
         msg["cmd"], msg["version"] = NETDEV_CMD_DEV_GET, 1
