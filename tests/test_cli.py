@@ -57,3 +57,9 @@ def test_setup_is_idempotent_and_installs_nothing_the_second_time():
     assert r.returncode == 0, r.stderr
     assert "installing:" not in r.stdout and "pip install" not in r.stdout, r.stdout
     assert "all" in r.stdout and "up to date" in r.stdout
+
+
+def test_features_prints_a_row_per_interface():
+    r = xdplab("features", "lo")
+    assert r.returncode == 0, r.stderr
+    assert "basic" in r.stdout and "\nlo " in r.stdout

@@ -34,6 +34,12 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_features(args) -> int:
+    from .features import table
+    print(table(args.devs or None))
+    return 0
+
+
 def cmd_check(args) -> int:
     from .grading import main_check
     return main_check(args.rest)
@@ -55,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--prefix", default=DEFAULT_PREFIX)
     d.set_defaults(fn=cmd_down)
     sub.add_parser("status", help="lab hosts and attached XDP programs").set_defaults(fn=cmd_status)
+    f = sub.add_parser("features", help="what each interface's driver supports (XDP, xsk, rx metadata)")
+    f.add_argument("devs", nargs="*", help="interfaces (default: all in the root namespace)")
+    f.set_defaults(fn=cmd_features)
     for name, fn, hlp in (("check", cmd_check, "grade a lab's exercises: xdplab check 01 [file.c]"),
                           ("matrix", cmd_matrix, "run the smoke suite on several kernels under qemu")):
         s = sub.add_parser(name, help=hlp, add_help=False)
