@@ -12,6 +12,8 @@ from .errors import (AttachError, CompileError, NotSupported, TopologyError, Ver
                      XDPLabError)
 from .program import ACTIONS, Link, Program, XDPProgram, detach_all, load
 from .topology import Host, Topology
+from .capture import Capture
+from .trace import DropDetector
 
 __version__ = "0.1.0"
 
@@ -38,6 +40,6 @@ def unload_ipython_extension(ipython):
     _unload(ipython)
 
 
-__all__ = ["ACTIONS", "AttachError", "CompileError", "Host", "Link", "NotSupported", "Program",
+__all__ = ["ACTIONS", "AttachError", "Capture", "CompileError", "DropDetector", "Host", "Link", "NotSupported", "Program",
            "Topology", "TopologyError", "VerifierError", "XDPLabError", "XDPProgram",
            "detach_all", "doctor", "lab", "load"]

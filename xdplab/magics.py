@@ -35,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-attach", dest="attach", action="store_false", help="compile and load only")
     p.add_argument("--no-count", dest="count", action="store_false", help="do not count actions")
     p.add_argument("--plot", action="store_true", help="show the live action plot under the cell")
+    p.add_argument("--printk", action="store_true", help="stream the program's bpf_printk lines under the cell")
+    p.add_argument("--capture", nargs="?", const=True, default=False, metavar="FILTER",
+                   help="instrument for packet capture (optional tcpdump filter); prog.capture() reads it")
     return p
 
 
@@ -55,7 +58,7 @@ class XDPMagics(Magics):
     @cell_magic
     def xdp(self, line: str, cell: str):
         args = parser().parse_args(shlex.split(line))
-        spec = Program(cell, func=args.func, count=args.count, origin="cell")
+        spec = Program(cell, func=args.func, count=args.count, origin="cell", capture=args.capture)
         name = args.name or spec.entry
         ns = self.shell.user_ns
         old = ns.get(name)
@@ -78,6 +81,9 @@ class XDPMagics(Magics):
         from .program import XDPProgram
         if isinstance(old, XDPProgram) and old is not prog and not old.links:
             old.close()           # its link (if any) now holds the new program
+        if args.printk:
+            from IPython.display import display
+            display(prog.printk())
         if args.plot:
             from IPython.display import display
             display(prog.plot())

@@ -77,6 +77,10 @@ class Program:
     cflags: tuple = ()
     count: bool = True
     origin: str = "cell"
+    #: packet capture at entry/exit (True, a snaplen, a tcpdump filter or capture.Capture)
+    capture: object = False
+    #: printk tag (xdplab.printk): None = a fresh one at load if the source uses printk
+    printk_tag: str | None = None
 
     @classmethod
     def from_file(cls, path, **kw) -> "Program":
@@ -106,9 +110,10 @@ class Program:
     def full_source(self) -> str:
         """What BCC compiles: the prelude, then the user's source at its own line numbers
         (``#line``), then the counting wrapper."""
-        prelude = (INCLUDE_DIR / "xdplab.h").read_text()
+        from . import printk
+        prelude = (INCLUDE_DIR / "xdplab.h").read_text() + printk.prelude(self.printk_tag)
         user, entry, wrapper = self.source, self.entry, ""
-        if self.count:
+        if self.count or self.capture:
             pat = re.compile(_XDP_FUNC.pattern.replace(r"(?P<name>\w+)", rf"(?P<name>{re.escape(entry)})"), re.M)
             m = pat.search(user)
             if m and not m["static"]:
@@ -117,12 +122,19 @@ class Program:
                         + user[m.end():])
                 wrapper = (f"\n#line 1 \"<xdplab wrapper>\"\nint {entry}(struct xdp_md *ctx)\n"
                            f"{{\n    return xdplab_count(ctx, {inner}(ctx));\n}}\n")
+                if self.capture:
+                    from .capture import wrapper as capture_wrapper
+                    wrapper = capture_wrapper(self, entry, inner)
         return f"{prelude}\n{_numbered(user, self.origin)}\n{wrapper}"
 
     def load(self) -> "XDPProgram":
         """Compile with BCC and load into the kernel (the verifier runs here)."""
         from bcc import BPF
         from . import explain
+        if self.printk_tag is None and "printk" in self.source:
+            from dataclasses import replace
+            from .printk import new_tag
+            return replace(self, printk_tag=new_tag()).load()
         entry = self.entry
         cflags = [f"-I{INCLUDE_DIR}", "-Wno-unused-value", *self.cflags]
         with _capture_stderr() as err:
@@ -138,8 +150,11 @@ class Program:
             except Exception as e:
                 fn, exc = None, e
         if fn is None:
-            bpf.cleanup()
-            raise explain.verifier_error(self, err["text"], exc)
+            try:
+                error = explain.verifier_error(self, err["text"], exc, bpf)
+            finally:
+                bpf.cleanup()
+            raise error
         return XDPProgram(self, bpf, fn, warnings=err["text"])
 
 
@@ -180,6 +195,8 @@ class XDPProgram:
             return
         self.detach()
         self._closed = True
+        for reader in getattr(self, "_readers", ()):
+            reader.stop()             # capture threads polling this program's perf buffer
         self.bpf.cleanup()
 
     def __enter__(self):
@@ -208,6 +225,16 @@ class XDPProgram:
         """A live bokeh chart of packets/s per action (see ``xdplab.live.LivePlot``)."""
         from .live import LivePlot
         return LivePlot(self, **kw).start()
+
+    def printk(self, **kw):
+        """The program's bpf_printk lines, streamed (an Output widget in a notebook)."""
+        from .printk import PrintkStream
+        return PrintkStream(self, **kw)
+
+    def capture(self):
+        """Start reading the packets a capture-built program (``capture=...``) emits."""
+        from .capture import Recorder
+        return Recorder(self)
 
     def run(self, packet, **kw):
         """Run the program on one packet with BPF_PROG_RUN (see ``xdplab.testrun``)."""

@@ -1,0 +1,10 @@
+// expect: loop line 7
+// A loop that never ends.
+int forever(struct xdp_md *ctx)
+{
+    volatile int x = 0;
+    while (1) {
+        x++;
+    }
+    return XDP_PASS;
+}

@@ -1,0 +1,7 @@
+// expect: compile line 5
+// A missing semicolon.
+int semi(struct xdp_md *ctx)
+{
+    int x = 1
+    return x ? XDP_PASS : XDP_DROP;
+}
