@@ -85,15 +85,16 @@ def jupyter(tmp_path_factory):
 
 
 def _test_leftovers() -> dict:
-    """Namespaces and links named like test resources (x<letter>… but not the lab's own
-    xl- prefix), and any interface that still has an XDP program attached."""
-    left = topology.leftovers("x")
-    keep = topology.DEFAULT_PREFIX
-    left = {k: [n for n in v if not n.startswith(keep)] for k, v in left.items()}
+    """This run's namespaces and links (every test name is x<letters><pid % 100>…; other
+    pytest sessions' and the lab's own xl- are not ours), and any interface outside the
+    lab that still has an XDP program attached."""
+    import re
+    ours = re.compile(rf"x[a-z]+{os.getpid() % 100}")
+    left = {k: [n for n in v if ours.match(n)] for k, v in topology.leftovers("x").items()}
     with _kernel.ipr() as ip:
         left["xdp"] = sorted(l.get_attr("IFLA_IFNAME") for l in ip.get_links()
                              if l.get_attr("IFLA_XDP") and l.get_attr("IFLA_XDP").get_attr("IFLA_XDP_ATTACHED")
-                             and not l.get_attr("IFLA_IFNAME").startswith(keep))
+                             and not l.get_attr("IFLA_IFNAME").startswith(topology.DEFAULT_PREFIX))
     return left
 
 

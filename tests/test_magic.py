@@ -42,9 +42,9 @@ def test_generic_mode_and_name(ip, topo):
 
 
 @pytest.mark.parametrize("line,body,exc,text", [
-    ("--dev {dev}", "int p(struct xdp_md *ctx) { return oops; }", CompileError, "cell line 1"),
+    ("--dev {dev}", "int p(struct xdp_md *ctx) { return oops; }", CompileError, "cell line 2"),
     ("--dev {dev}", "int p(struct xdp_md *ctx) {\n  char *d = (void *)(long)ctx->data;\n  return d[3];\n}",
-     VerifierError, "line 3"),
+     VerifierError, "line 4"),
     ("--dev xt-nonexistent", "int p(struct xdp_md *ctx) { return XDP_PASS; }", AttachError, "no interface"),
     ("--dev {dev} --mode fast", "int p(struct xdp_md *ctx) { return XDP_PASS; }", AttachError, "unknown XDP mode"),
     ("--frobnicate", "int p(struct xdp_md *ctx) { return XDP_PASS; }", XDPLabError, "unrecognized"),

@@ -30,6 +30,8 @@ class Sampler:
         self._thread: threading.Thread | None = None
 
     def start(self) -> "Sampler":
+        if self.source is not None:
+            import pandas  # noqa: F401  bokeh imports it lazily in stream(): not on two threads at once
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, daemon=True, name="xdplab-sampler")

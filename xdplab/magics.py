@@ -58,7 +58,8 @@ class XDPMagics(Magics):
     @cell_magic
     def xdp(self, line: str, cell: str):
         args = parser().parse_args(shlex.split(line))
-        spec = Program(cell, func=args.func, count=args.count, origin="cell", capture=args.capture)
+        spec = Program(cell, func=args.func, count=args.count, origin="cell", capture=args.capture,
+                       header_lines=(f"%%xdp {line}",))
         name = args.name or spec.entry
         ns = self.shell.user_ns
         old = ns.get(name)

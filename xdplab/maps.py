@@ -6,7 +6,9 @@ per-action counter (``xdplab_actions`` from bpf/include/xdplab.h).
 """
 from __future__ import annotations
 
+import collections
 import ctypes
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +30,11 @@ def to_py(v):
     if isinstance(v, (list, tuple)):
         return [to_py(x) for x in v]
     return v
+
+
+@functools.lru_cache(maxsize=None)
+def _key_tuple(fields: tuple):
+    return collections.namedtuple("Key", fields, rename=True)
 
 
 def _sum(values):
@@ -67,12 +74,16 @@ class Map:
             self.table.clear()
 
     def items(self, sum_cpus: bool = False):
+        """(key, value) pairs; struct keys become named tuples (hashable, readable)."""
         for k, v in self.table.items():
+            k = to_py(k)
+            if isinstance(k, dict):
+                k = _key_tuple(tuple(k))(**k)
             if self.percpu:
                 v = _sum(v) if sum_cpus else [to_py(x) for x in v]
             else:
                 v = to_py(v)
-            yield to_py(k), v
+            yield k, v
 
     def to_dict(self, sum_cpus: bool = False) -> dict:
         return dict(self.items(sum_cpus))
@@ -93,7 +104,7 @@ class Map:
         import pandas as pd
         rows = []
         for k, v in self.items(sum_cpus):
-            key = k if not isinstance(k, dict) else tuple(k.values())
+            key = k
             if self.percpu and not sum_cpus:
                 for cpu, x in enumerate(v):
                     rows.append({"key": key, "cpu": cpu, **(x if isinstance(x, dict) else {"value": x})})

@@ -51,12 +51,12 @@ def _capture_stderr():
             box["text"] = tmp.read().decode(errors="replace")
 
 
-def _numbered(source: str, origin: str) -> str:
+def _numbered(source: str, origin: str, first: int = 1) -> str:
     """Put ``#line N`` before every line, so that lines BCC's rewriter inserts (an attribute
     line before each function, a blank line after its brace) do not shift the line numbers
     clang and the verifier report. Continuation lines (after a backslash) are left alone."""
     out, cont = [], False
-    for n, line in enumerate(source.splitlines(), 1):
+    for n, line in enumerate(source.splitlines(), first):
         if not cont:
             out.append(f'#line {n} "{origin}"')
         out.append(line)
@@ -77,6 +77,9 @@ class Program:
     cflags: tuple = ()
     count: bool = True
     origin: str = "cell"
+    #: lines shown above the source that are not C (a cell's ``%%xdp`` line), so that
+    #: line numbers in errors are the ones the notebook shows
+    header_lines: tuple = ()
     #: packet capture at entry/exit (True, a snaplen, a tcpdump filter or capture.Capture)
     capture: object = False
     #: printk tag (xdplab.printk): None = a fresh one at load if the source uses printk
@@ -91,7 +94,7 @@ class Program:
 
     @property
     def lines(self) -> list[str]:
-        return self.source.splitlines()
+        return [*self.header_lines, *self.source.splitlines()]
 
     def xdp_functions(self) -> list[str]:
         return [m["name"] for m in _XDP_FUNC.finditer(self.source) if not m["static"]]
@@ -125,7 +128,7 @@ class Program:
                 if self.capture:
                     from .capture import wrapper as capture_wrapper
                     wrapper = capture_wrapper(self, entry, inner)
-        return f"{prelude}\n{_numbered(user, self.origin)}\n{wrapper}"
+        return f"{prelude}\n{_numbered(user, self.origin, len(self.header_lines) + 1)}\n{wrapper}"
 
     def load(self) -> "XDPProgram":
         """Compile with BCC and load into the kernel (the verifier runs here)."""
@@ -348,10 +351,13 @@ def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = 
 
 
 def _take_off(dev: str, ifindex: int, present: dict) -> None:
+    """Detach what netlink reports on ``dev``: its bpf_links (ifindexes repeat across
+    namespaces, so only links holding one of ``present``'s programs), then netlink ones."""
     for link_id in _kernel.xdp_link_ids(ifindex):
         fd = _kernel.link_fd_by_id(link_id)
         try:
-            _kernel.link_detach(fd)
+            if _kernel.link_info(fd)["prog_id"] in present.values():
+                _kernel.link_detach(fd)
         finally:
             os.close(fd)
     for mode in _kernel.xdp_state(dev):

@@ -1,0 +1,159 @@
+"""Graded exercises: every reference solution passes its lab's checks, wrong programs
+fail exactly the items they get wrong, and the report says which."""
+import pytest
+from scapy.layers.inet import IP, UDP
+
+from xdplab import _kernel, grading
+from xdplab.grading import SOLUTIONS
+
+pytestmark = pytest.mark.kernel
+
+PASS_ALL = "int xdp_pass_all(struct xdp_md *ctx) { return XDP_PASS; }"
+
+# Lab 05, a classic mistake: the UDP header is assumed to follow a 20-byte IPv4 header,
+# and IPv6 is forgotten.
+DROP9_NO_IHL = r"""
+int xdp_drop9(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    struct udphdr *udp = (void *)(ip + 1);
+
+    if ((void *)(udp + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->protocol != IPPROTO_UDP)
+        return XDP_PASS;
+    return udp->dest == bpf_htons(9) ? XDP_DROP : XDP_PASS;
+}
+"""
+
+# Lab 01, drops all ICMPv6 (breaks neighbour discovery) and all ICMPv4.
+DROP_ALL_ICMP = r"""
+int xdp_drop_all_icmp(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+    if ((void *)(ip6 + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IPV6))
+        return ip6->nexthdr == IPPROTO_ICMPV6 ? XDP_DROP : XDP_PASS;
+    if ((void *)(ip + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IP))
+        return ip->protocol == IPPROTO_ICMP ? XDP_DROP : XDP_PASS;
+    return XDP_PASS;
+}
+"""
+
+# Lab 02, counts packets but adds the IP total length (not the frame length) as bytes.
+WRONG_BYTES = r"""
+struct pb { u64 packets; u64 bytes; };
+BPF_PERCPU_ARRAY(proto_stats, struct pb, 256);
+
+int xdp_wrong_bytes(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    struct pb *v;
+    u32 key;
+
+    if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+        return XDP_PASS;
+    key = ip->protocol;
+    v = proto_stats.lookup(&key);
+    if (v) { v->packets++; v->bytes += bpf_ntohs(ip->tot_len); }
+    return XDP_PASS;
+}
+"""
+
+
+def failed(report):
+    return {i.name for i in report.failures}
+
+
+@pytest.mark.parametrize("lab", ["01", "02", "05"])
+def test_reference_solution_passes_including_live(lab, topo):
+    report = grading.check_lab(lab, topo=topo)
+    assert report.passed, report
+    assert any(i.kind == "live" and i.status == "pass" for i in report.items), "live checks ran"
+    assert report.program == "the reference solution"
+    grader = f"{topo.prefix}{grading.GRADER_HOST}"
+    assert _kernel.xdp_state(grader) == {}, "the grader detaches what it attached"
+
+
+def test_solutions_are_where_the_registry_says():
+    grading._discover()
+    for lab in ("01", "02", "05"):
+        ex = grading.get(lab)
+        assert ex.solution_path.is_file() and ex.solution_path.is_relative_to(SOLUTIONS)
+
+
+def test_wrong_programs_fail_the_items_they_get_wrong():
+    r05 = grading.check_lab("05", DROP9_NO_IHL, live=False)
+    assert not r05.passed
+    assert failed(r05) == {"UDP over IPv6 to port 9 is dropped",
+                           "UDP to port 9 behind IPv4 options is dropped"}
+
+    r01 = grading.check_lab("01", DROP_ALL_ICMP, live=False)
+    assert failed(r01) == {"IPv4 echo reply passes", "IPv4 destination unreachable passes",
+                           "IPv6 echo reply passes", "IPv6 neighbour solicitation passes",
+                           "a frame cut after the IPv4 header passes"}      # not an echo request
+    assert r01.items[-1].status == "skip"
+
+    r02 = grading.check_lab("02", WRONG_BYTES, live=False)
+    assert failed(r02) == {"ICMP (protocol 1): bytes", "UDP (protocol 17): bytes", "TCP (protocol 6): bytes"}
+    assert "data_end - data" in next(i.hint for i in r02.failures)
+
+
+@pytest.fixture(scope="module")
+def pass_all():
+    import xdplab
+    with xdplab.load(PASS_ALL) as p:
+        yield p
+
+
+def test_pass_all_fails_with_readable_report(pass_all, topo):
+    r = grading.check_lab("5", pass_all, topo=topo)        # live too: the generator's frames pass
+    live = {i.name: i for i in r.items if i.kind == "live"}
+    assert live["100,000 generated UDP/9 frames are all dropped"].got == "0"
+    assert live["ping still works"].status == "pass"
+    assert pass_all.links == [], "a program the grader was given is detached, not closed"
+    assert not r and "NOT YET" in repr(r) and "hint:" in repr(r)
+    html = r._repr_html_()
+    assert html.count("<tr>") == len(r.items) + 1 and "&#10008;" in html
+    with pytest.raises(AssertionError, match="check\\(s\\) failed"):
+        r.assert_passed()
+    r02 = grading.check_lab("02", pass_all, live=False)     # no map at all
+    assert [i.got for i in r02.failures] == ["XDPLabError: no map 'proto_stats'"]
+
+
+def test_compile_error_is_one_failed_item():
+    r = grading.check_lab("01", "int f(struct xdp_md *ctx) { return XDP_PASS }", live=False)
+    assert [i.kind for i in r.items] == ["load"] and r.items[0].status == "fail"
+    assert "CompileError" in r.items[0].got
+
+
+def test_a_lab_registers_checks_in_one_place(pass_all):
+    ex = grading.exercise("99", "test-lab", title="pass UDP to port 7")
+
+    @ex.unit
+    def crafted(c):
+        c.packet("UDP/7 passes", IP() / UDP(dport=7), "pass")
+        c.that("custom item", expected=1, got=1)
+    try:
+        r = grading.check_lab("lab99", pass_all)
+        assert r.passed and [i.name for i in r.items] == ["UDP/7 passes", "custom item"]
+        with pytest.raises(Exception, match="no checks for lab"):
+            grading.check_lab("98")
+    finally:
+        grading.EXERCISES.pop("99")
+
+
+def test_main_check_cli(tmp_path, capsys):
+    assert grading.main_check(["--list"]) == 0
+    assert "05  testing-and-traffic" in capsys.readouterr().out
+    wrong = tmp_path / "wrong.c"
+    wrong.write_text(PASS_ALL)
+    assert grading.main_check(["05", str(wrong), "--no-live"]) == 1
+    assert "FAIL  UDP to port 9 is dropped" in capsys.readouterr().out
+    assert grading.main_check(["01", "--no-live"]) == 0        # the reference solution
+    assert "PASSED" in capsys.readouterr().out
