@@ -22,6 +22,22 @@ int xdp_drop_icmp(struct xdp_md *ctx)
 }
 """
 
+# Drops UDP to port 9 (the discard service). Assumes a 20-byte IPv4 header (ignores ihl):
+# fine as a traffic receiver, and the bug lab 05's checks must catch.
+DROP_UDP9 = r"""
+int xdp_drop_udp9(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    struct udphdr *udp = (void *)(ip + 1);
+
+    if ((void *)(udp + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->protocol != IPPROTO_UDP)
+        return XDP_PASS;
+    return udp->dest == bpf_htons(9) ? XDP_DROP : XDP_PASS;
+}
+"""
+
 
 def attach_in_child(ifname: str, source: str = PASS_PROG, mode: str = "native") -> subprocess.Popen:
     """Another process that attaches ``source`` to ``ifname`` through xdplab and waits.

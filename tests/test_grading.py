@@ -6,25 +6,14 @@ from scapy.layers.inet import IP, UDP
 from xdplab import _kernel, grading
 from xdplab.grading import SOLUTIONS
 
+from .helpers import DROP_UDP9
+
 pytestmark = pytest.mark.kernel
 
 PASS_ALL = "int xdp_pass_all(struct xdp_md *ctx) { return XDP_PASS; }"
 
 # Lab 05, a classic mistake: the UDP header is assumed to follow a 20-byte IPv4 header,
 # and IPv6 is forgotten.
-DROP9_NO_IHL = r"""
-int xdp_drop9(struct xdp_md *ctx)
-{
-    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-    struct ethhdr *eth = data;
-    struct iphdr *ip = (void *)(eth + 1);
-    struct udphdr *udp = (void *)(ip + 1);
-
-    if ((void *)(udp + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->protocol != IPPROTO_UDP)
-        return XDP_PASS;
-    return udp->dest == bpf_htons(9) ? XDP_DROP : XDP_PASS;
-}
-"""
 
 # Lab 01, drops all ICMPv6 (breaks neighbour discovery) and all ICMPv4.
 DROP_ALL_ICMP = r"""
@@ -88,7 +77,7 @@ def test_solutions_are_where_the_registry_says():
 
 
 def test_wrong_programs_fail_the_items_they_get_wrong():
-    r05 = grading.check_lab("05", DROP9_NO_IHL, live=False)
+    r05 = grading.check_lab("05", DROP_UDP9, live=False)
     assert not r05.passed
     assert failed(r05) == {"UDP over IPv6 to port 9 is dropped",
                            "UDP to port 9 behind IPv4 options is dropped"}

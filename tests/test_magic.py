@@ -1,6 +1,6 @@
 """The %%xdp magic in a real IPython shell (in this process)."""
 import pytest
-from IPython.testing.globalipapp import start_ipython
+from IPython.core.interactiveshell import InteractiveShell
 
 from xdplab import _kernel
 from xdplab.errors import AttachError, CompileError, VerifierError, XDPLabError
@@ -10,7 +10,7 @@ pytestmark = pytest.mark.kernel
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    shell = InteractiveShell.instance()      # one per process (test_explain uses it too)
     shell.run_line_magic("load_ext", "xdplab")
     yield shell
     shell.run_line_magic("unload_ext", "xdplab")

@@ -12,21 +12,10 @@ import xdplab
 from xdplab import _kernel, traffic
 from xdplab.errors import XDPLabError
 
+from .helpers import DROP_UDP9
+
 pytestmark = pytest.mark.kernel
 
-RX_DROP = r"""
-int xdp_rx_drop_udp9(struct xdp_md *ctx)          /* the receiver: drop (= count) UDP to port 9 */
-{
-    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-    struct ethhdr *eth = data;
-    struct iphdr *ip = (void *)(eth + 1);
-    struct udphdr *udp = (void *)(ip + 1);
-
-    if ((void *)(udp + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->protocol != IPPROTO_UDP)
-        return XDP_PASS;
-    return udp->dest == bpf_htons(9) ? XDP_DROP : XDP_PASS;
-}
-"""
 RX_FIELDS = r"""
 BPF_HASH(sports, u16, u64, 1024);
 BPF_HASH(srcs, u32, u64, 1024);
@@ -62,7 +51,7 @@ def live_frames():
 
 @pytest.fixture(scope="module")
 def rx_prog():
-    with xdplab.load(RX_DROP) as p:
+    with xdplab.load(DROP_UDP9) as p:
         yield p
 
 

@@ -729,8 +729,8 @@ class RingPlot:
         self.samples = deque(maxlen=2000)          # {ring: level} per update, for checks
         self._stop = threading.Event()
         self._thread = None
-        from jupyter_bokeh.widgets import BokehModel
-        self.widget = BokehModel(self.fig)
+        from . import live
+        self.widget = live.widget(self.fig)
 
     def _data(self) -> dict:
         st = self.xsk.ring_state() if not self.xsk.closed else []

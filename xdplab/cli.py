@@ -20,7 +20,7 @@ def cmd_up(args) -> int:
 
 
 def cmd_down(args) -> int:
-    from .topology import DEFAULT_PREFIX, Topology, remove_all
+    from .topology import Topology, remove_all
     removed = remove_all(args.prefix) if args.all else Topology().down()
     if args.all:
         removed = removed["netns"] + removed["links"]

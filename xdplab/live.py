@@ -12,6 +12,29 @@ import time
 
 from .maps import ACTIONS
 
+_bokehjs_loaded = False
+
+
+def ensure_bokehjs() -> None:
+    """Load BokehJS into the notebook page, once per kernel, from the installed bokeh
+    (INLINE: the lab works offline, there is no CDN to fetch it from). jupyter_bokeh's
+    widgets render only once it is loaded; ``%load_ext xdplab`` calls this."""
+    global _bokehjs_loaded
+    if _bokehjs_loaded:
+        return
+    from bokeh.io import output_notebook
+    from bokeh.resources import INLINE
+    output_notebook(resources=INLINE, hide_banner=True)
+    _bokehjs_loaded = True
+
+
+def widget(model):
+    """A bokeh figure/layout as a live notebook widget (BokehJS loaded first)."""
+    from jupyter_bokeh import BokehModel
+    ensure_bokehjs()
+    return BokehModel(model)
+
+
 COLORS = {"ABORTED": "#d62728", "DROP": "#ff7f0e", "PASS": "#2ca02c", "TX": "#1f77b4",
           "REDIRECT": "#9467bd"}
 
@@ -113,8 +136,7 @@ class LivePlot:
     @property
     def widget(self):
         if self._widget is None:
-            from jupyter_bokeh import BokehModel
-            self._widget = BokehModel(self.figure())
+            self._widget = widget(self.figure())
         return self._widget
 
     def start(self) -> "LivePlot":
@@ -130,6 +152,7 @@ class LivePlot:
 
     def _ipython_display_(self):
         from IPython.display import display
+        ensure_bokehjs()
         display(self.widget)
 
     def __repr__(self) -> str:

@@ -102,6 +102,8 @@ def _show(e: XDPLabError) -> None:
 
 def load_ipython_extension(ipython) -> None:
     ipython.register_magics(XDPMagics)
+    from .live import ensure_bokehjs
+    ensure_bokehjs()
 
 
 def unload_ipython_extension(ipython) -> None:

@@ -59,7 +59,6 @@ class Map:
         if isinstance(value, (int, float)) and not self.percpu:
             value = self.table.Leaf(value)
         elif isinstance(value, (int, float)):
-            from bcc import table as _t
             value = self.table.Leaf(*([value] * len(self.table.Leaf())))  # same on every CPU
         self.table[k] = value
 

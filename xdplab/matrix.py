@@ -251,6 +251,10 @@ mount -t proc proc $R/proc; mount -t sysfs sys $R/sys; mount -t devtmpfs dev $R/
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts; mount -t tmpfs shm $R/dev/shm
 for d in /tmp /run /root /var/tmp /var/log /lib/modules; do mount -t tmpfs -o mode=1777 tmp $R$d; done
+# the checkout may live under one of those (CI clones into /tmp): it comes as a share of its own
+mkdir -p $R@REPO@ 2>/dev/null
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 xdplabsrc $R@REPO@ || {
+    say "cannot mount the checkout @REPO@"; poweroff -f; }
 mount -t bpf bpf $R/sys/fs/bpf
 mount -t tracefs tracefs $R/sys/kernel/tracing
 mount -t debugfs debugfs $R/sys/kernel/debug
@@ -284,7 +288,7 @@ def static_busybox() -> Path:
 def initramfs(kernel: Kernel, progress=None) -> Path:
     """Build ``<cache>/<release>/initramfs.cpio.gz`` (kept while its init is the same)."""
     build, source = kernel.bcc_headers(progress)
-    init = (INIT.replace("@RELEASE@", kernel.release).replace("@BUILD@", str(build))
+    init = (INIT.replace("@RELEASE@", kernel.release).replace("@REPO@", str(REPO)).replace("@BUILD@", str(build))
             .replace("@SOURCE@", str(source)).replace("@MODULES@", str(kernel.modules)))
     path = kernel.dir / "initramfs.cpio.gz"
     stamp, key = kernel.dir / "initramfs.key", f"{INITRD_MODULES}\n{init}"
@@ -437,6 +441,7 @@ def run_guest(kernel: Kernel, smoke_args=(), *, vcpus: int = 2, memory: int = 20
                "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd),
                "-append", f"console=ttyS0 loglevel=3 panic=-1 net.ifnames=0 xdplab.run={script}",
                "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+               "-virtfs", f"local,path={REPO},mount_tag=xdplabsrc,security_model=none,readonly=on,multidevs=remap",
                *netargs]
         progress(kernel.series, f"booting {kernel.release} ({accel}, {vcpus} vCPU, virtio_net {res.net})")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _kernel
-from .errors import AttachError, CompileError, VerifierError, XDPLabError
+from .errors import AttachError, CompileError
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 INCLUDE_DIR = BPF_DIR / "include"
@@ -77,6 +77,9 @@ class Program:
     cflags: tuple = ()
     count: bool = True
     origin: str = "cell"
+    #: expected attach type for programs that run from a map entry (BPF_XDP_DEVMAP=33,
+    #: BPF_XDP_CPUMAP=35; see xdplab.redirect.load_egress); None: attached to an interface
+    attach_type: int | None = None
     #: lines shown above the source that are not C (a cell's ``%%xdp`` line), so that
     #: line numbers in errors are the ones the notebook shows
     header_lines: tuple = ()
@@ -149,7 +152,8 @@ class Program:
             raise explain.compile_error(self, err["text"])
         with _capture_stderr() as err:
             try:
-                fn = bpf.load_func(entry.encode(), BPF.XDP)
+                fn = bpf.load_func(entry.encode(), BPF.XDP,
+                                   attach_type=-1 if self.attach_type is None else self.attach_type)
             except Exception as e:
                 fn, exc = None, e
         if fn is None:
@@ -219,7 +223,7 @@ class XDPProgram:
     def __getitem__(self, name):
         return self.maps[name]
 
-    def counters(self) -> "Counters":
+    def counters(self):
         """Packets and bytes per XDP action since load, summed over CPUs."""
         from .maps import Counters
         return Counters.read(self.maps)

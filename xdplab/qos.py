@@ -273,7 +273,7 @@ class FastSlow:
         from bokeh.layouts import column
         from bokeh.models import ColumnDataSource, Span
         from bokeh.plotting import figure
-        from jupyter_bokeh import BokehModel
+        from . import live
         from .live import Sampler, rate_reader
         src = ColumnDataSource({"t": [], "delivered": [], "tbf_drops": [], "xdp_drops": []})
         f1 = figure(title=f"delivered to {self.dst} (Mbit/s); dashed: tbf rate", height=220,
@@ -290,7 +290,7 @@ class FastSlow:
             self._plot.stop()
         self._plot = Sampler(rate_reader(self.totals), src, interval=1 / hz, rollover=int(window * hz),
                              alive=lambda: self.link is None or self.link.attached).start()
-        return BokehModel(column(f1, f2, sizing_mode="stretch_width"))
+        return live.widget(column(f1, f2, sizing_mode="stretch_width"))
 
     def close(self) -> None:
         if self._plot is not None:

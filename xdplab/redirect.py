@@ -46,33 +46,11 @@ def load_egress(source: str, hook: str = "devmap", **kw):
     expected_attach_type at load time (BPF_XDP_DEVMAP / BPF_XDP_CPUMAP) and cannot be
     attached to an interface. They may return XDP_PASS (go on) or XDP_DROP; any other
     action drops the frame too (and warns once in dmesg). Returns an XDPProgram.
-    (This is Program.load with BCC's ``load_func(..., attach_type=)``.)"""
-    from bcc import BPF
-    from . import explain
-    from .program import INCLUDE_DIR, Program, XDPProgram, _capture_stderr
+    """
+    from .program import Program
     if hook not in HOOKS:
         raise XDPLabError(f"unknown hook {hook!r}", hint="hook='devmap' (egress) or 'cpumap'")
-    spec = Program(source, **kw)
-    with _capture_stderr() as err:
-        try:
-            bpf = BPF(text=spec.full_source(), cflags=[f"-I{INCLUDE_DIR}", "-Wno-unused-value",
-                                                     *spec.cflags])
-        except Exception:
-            bpf = None
-    if bpf is None:
-        raise explain.compile_error(spec, err["text"])
-    with _capture_stderr() as err:
-        try:
-            fn, exc = bpf.load_func(spec.entry.encode(), BPF.XDP, attach_type=HOOKS[hook]), None
-        except Exception as e:
-            fn, exc = None, e
-    if fn is None:
-        try:
-            error = explain.verifier_error(spec, err["text"], exc, bpf)
-        finally:
-            bpf.cleanup()
-        raise error
-    prog = XDPProgram(spec, bpf, fn, warnings=err["text"])
+    prog = Program(source, attach_type=HOOKS[hook], **kw).load()
     prog.hook = hook
     return prog
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import errno as _errno
-import os
 import socket
 import threading
 import time
