@@ -22,6 +22,12 @@ def ensure_bokehjs() -> None:
     global _bokehjs_loaded
     if _bokehjs_loaded:
         return
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    if get_ipython() is None:
+        return                       # no notebook (a script, a test): nothing to load into
     from bokeh.io import output_notebook
     from bokeh.resources import INLINE
     output_notebook(resources=INLINE, hide_banner=True)

@@ -145,7 +145,7 @@ class Program:
         cflags = [f"-I{INCLUDE_DIR}", "-Wno-unused-value", *self.cflags]
         with _capture_stderr() as err:
             try:
-                bpf = BPF(text=self.full_source(), cflags=cflags)
+                bpf = BPF(text=self.full_source().encode(), cflags=cflags)
             except Exception:
                 bpf = None
         if bpf is None:
