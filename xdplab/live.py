@@ -135,8 +135,8 @@ class LivePlot:
                      x_axis_label="seconds", y_axis_label="packets/s", tools="pan,wheel_zoom,reset,hover")
         for a in ACTIONS:
             fig.line("t", a, source=self.source, color=COLORS[a], line_width=2, legend_label=f"XDP_{a}")
-        fig.legend.location = "top_left"
         fig.legend.click_policy = "hide"
+        fig.add_layout(fig.legend[0], "right")      # beside the plot, not over the lines
         return fig
 
     @property
