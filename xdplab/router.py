@@ -15,8 +15,6 @@ the same sink.
 """
 from __future__ import annotations
 
-import struct
-import threading
 import time
 from dataclasses import dataclass
 
@@ -60,43 +58,13 @@ def install(topo, prog, hosts=None, peers: bool = True) -> list:
 
 # --- traffic through the router -----------------------------------------------------------
 
-def _restore_code(frame: bytes, n: int = 48) -> tuple[int, str]:
-    """C that writes the frame's first ``n`` bytes back (8-byte stores)."""
-    n = min(n, len(frame)) // 8 * 8
-    words = struct.unpack(f"<{n // 8}Q", frame[:n])
-    return n, "".join(f"    ((u64 *)data)[{i}] = {w:#x}ULL;\n" for i, w in enumerate(words))
-
-
 def generator(packet, via, **kw):
-    """An ``xdplab.traffic.Generator`` whose frames survive being forwarded.
-
-    Live frames live in a page pool; a frame that was forwarded and dropped further on
-    comes back to the pool *as modified* (new MACs, TTL - 1), and the next run reuses it
-    without copying the original in again: after one trip through the router its
-    destination MAC is no longer the router's (the kernel drops it as PACKET_OTHERHOST)
-    and its TTL keeps falling. So this generator rewrites the headers (first 48 bytes)
-    from the original frame before each send."""
+    """An ``xdplab.traffic.Generator`` whose frames survive being forwarded: it rewrites
+    the headers (first 48 bytes) before each send, see ``traffic.restore_code``."""
     from . import traffic
-
-    def restoring(frame, vary=None, redirect_ifindex=0):
-        src = plain(frame, vary, redirect_ifindex)
-        marker = "    n = (*seq)++;\n"
-        if marker not in src:               # traffic.py changed: send its program unchanged
-            return src
-        n, code = _restore_code(frame)
-        return src.replace(marker, f"{marker}    if (data + {n} > end)\n        return XDP_ABORTED;\n{code}", 1)
-
-    # traffic.Generator has no hook for extra C: swap its source function while it loads
-    with _gen_lock:
-        plain = traffic.generator_source
-        traffic.generator_source = restoring
-        try:
-            return traffic.Generator(packet, via, **kw)
-        finally:
-            traffic.generator_source = plain
+    return traffic.Generator(packet, via, restore_headers=48, **kw)
 
 
-_gen_lock = threading.Lock()
 
 
 @dataclass

@@ -168,8 +168,23 @@ def vary_fields(frame, vary: dict) -> list[_Field]:
     return fields
 
 
-def generator_source(frame: bytes, vary: dict | None = None, redirect_ifindex: int = 0) -> str:
-    """The C of the generator program for ``frame``."""
+def restore_code(frame: bytes, n: int) -> str:
+    """C that writes the frame's first ``n`` bytes (rounded down to 8) back, before each send.
+
+    Live frames live in a page pool: a frame that was forwarded (new MACs, TTL - 1) and
+    dropped further on comes back to the pool *as modified*, and the next run reuses it
+    without copying the original in again. Restoring the headers keeps every send equal."""
+    n = min(n, len(frame)) // 8 * 8
+    if not n:
+        return ""
+    words = struct.unpack(f"<{n // 8}Q", frame[:n])
+    return (f"    if (data + {n} > end)\n        return XDP_ABORTED;\n"
+            + "".join(f"    ((u64 *)data)[{i}] = {w:#x}ULL;\n" for i, w in enumerate(words)))
+
+
+def generator_source(frame: bytes, vary: dict | None = None, redirect_ifindex: int = 0,
+                     restore: int = 0) -> str:
+    """The C of the generator program for ``frame`` (``restore``: see ``restore_code``)."""
     from scapy.layers.l2 import Ether
     fields = vary_fields(frame, vary or {})
     offs = _layout(Ether(frame))
@@ -177,7 +192,8 @@ def generator_source(frame: bytes, vary: dict | None = None, redirect_ifindex: i
     verdict = f"bpf_redirect({redirect_ifindex}, 0)" if redirect_ifindex else "XDP_TX"
     need = max([f.offset + f.size for f in fields] + [f.l4csum + 2 for f in fields if f.l4csum >= 0]
                + [14])
-    return (_GEN_C.replace("VARY", "".join(f.c() for f in fields) or "    (void)n;")
+    return (_GEN_C.replace("VARY", restore_code(frame, restore) + "".join(f.c() for f in fields)
+                           or "    (void)n;")
             .replace("VERDICT", verdict).replace("FRAME_MIN", str(need))
             .replace("L4_UDP4", str(udp4)).replace("L4_UDP", str(int("UDP" in offs))))
 
@@ -310,7 +326,8 @@ class Generator:
     interface of the same netns to XDP_REDIRECT to instead of XDP_TX out of ``via``."""
 
     def __init__(self, packet, via, *, netns: str | None = None, vary: dict | None = None,
-                 redirect_to: str | None = None, attach_receiver: bool = False):
+                 redirect_to: str | None = None, attach_receiver: bool = False,
+                 restore_headers: int = 0):
         from .testrun import to_frame
         if hasattr(via, "inside") and hasattr(via, "netns"):        # a lab Host
             netns, ifname = via.netns, via.inside
@@ -330,7 +347,7 @@ class Generator:
         self.out = out
         self.vary = dict(vary or {})
         self._receiver = None
-        self.prog = _program(generator_source(self.frame, self.vary, out_ifindex))
+        self.prog = _program(generator_source(self.frame, self.vary, out_ifindex, restore_headers))
         try:
             require_live_frames()
             self.receiver = self._check_target(out, attach_receiver)
