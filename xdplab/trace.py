@@ -173,6 +173,8 @@ class Loss:
 
     @property
     def reason(self) -> str:
+        if not self.drops and not self.err:
+            return "no loss"          # a successful flush/redirect (summary(all_events=True))
         return reason(self.tracepoint, self.action, self.err, self.ifindex, self.to)
 
 
