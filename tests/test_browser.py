@@ -38,10 +38,16 @@ def run_all(page, base, token, notebook):
 def test_lab01_runs_in_jupyterlab_and_draws_the_live_chart(page, jupyter):
     base, token = jupyter
     run_all(page, base, token, "01-hello-xdp.ipynb")
-    page.locator(".jp-OutputArea-output", has_text="✔ lab 01 done").wait_for(timeout=240000)
+    done = page.locator(".jp-OutputArea-output", has_text="✔ lab 01 done")
+    error = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], "
+                         ".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "lab01-full.png"), full_page=True)
-    (ARTIFACTS / "lab01.html").write_text(page.content())
+    try:
+        done.or_(error).first.wait_for(timeout=240000)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "lab01-full.png"), full_page=True)
+        (ARTIFACTS / "lab01.html").write_text(page.content())
+    assert done.count() == 1, "a cell failed in JupyterLab: " + " | ".join(error.all_inner_texts())[-2000:]
     page.locator(".jp-Cell").nth(3).scroll_into_view_if_needed()
     page.wait_for_timeout(2000)
     page.screenshot(path=str(ARTIFACTS / "lab01-plotcell.png"))
