@@ -2,6 +2,7 @@
 JupyterLab that `./lab start` runs, runs all cells, and sees the check pass and the live
 bokeh chart drawn. A screenshot is left in $XDPLAB_ARTIFACTS (default /tmp/xdplab-artifacts)."""
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -31,8 +32,16 @@ def run_all(page, base, token, notebook):
     page.goto(f"{base}/lab/tree/labs/{notebook}?token={token}")
     page.wait_for_selector(".jp-Notebook", timeout=60000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60000)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    started = page.locator(".jp-InputArea-prompt", has_text=re.compile(r"\[(\*|\d+)\]"))
+    for _ in range(3):                  # a click can land before the kernel is connected
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        try:
+            started.first.wait_for(timeout=20000)
+            return
+        except Exception:
+            page.keyboard.press("Escape")
+    raise AssertionError("Run All Cells did not start the notebook")
 
 
 def test_lab01_runs_in_jupyterlab_and_draws_the_live_chart(page, jupyter):

@@ -82,9 +82,12 @@ def test_fast_to_slow_tbf_shapes_the_kernel_path_only_the_policer_polices_xdp(ro
         policed = exp.run("policed", seconds=1)
     # kernel forwarding: every frame met tbf, which dropped the excess
     assert kernel.qdisc["drops"] > 0 and kernel.delivered_packets < kernel.sent
-    # XDP_REDIRECT goes to the driver's ndo_xdp_xmit: no qdisc, nothing shaped, nothing lost
-    assert xdp.qdisc["packets"] == 0 and xdp.qdisc["drops"] == 0
+    # XDP_REDIRECT goes to the driver's ndo_xdp_xmit: no qdisc, nothing shaped, nothing lost.
+    # (The router namespace's own stack may still send a stray IPv6 ND/MLD packet through the
+    # qdisc meanwhile: "none of the experiment's frames" is < 1% of them, not exactly 0.)
+    stray = lambda run: run.sent // 100
+    assert xdp.qdisc["packets"] <= stray(xdp) and xdp.qdisc["drops"] == 0
     assert xdp.delivered_packets == xdp.sent
     # the policer drops the excess in XDP, before the redirect
-    assert policed.xdp_drops > 0 and policed.qdisc["packets"] == 0
+    assert policed.xdp_drops > 0 and policed.qdisc["packets"] <= stray(policed)
     assert policed.delivered_packets + policed.xdp_drops == policed.sent
