@@ -9,18 +9,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 PASS_PROG = "int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }"
-DROP_ICMP = r"""
-int xdp_drop_icmp(struct xdp_md *ctx)
-{
-    void *data = (void *)(long)ctx->data;
-    void *data_end = (void *)(long)ctx->data_end;
-    struct ethhdr *eth = data;
-    struct iphdr *ip = (void *)(eth + 1);
-    if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-        return XDP_PASS;
-    return ip->protocol == IPPROTO_ICMP ? XDP_DROP : XDP_PASS;
-}
-"""
+def ipv4_program(name: str, body: str) -> str:
+    """An XDP function that passes all but IPv4 and runs ``body`` with ``ip`` parsed."""
+    return (f"int {name}(struct xdp_md *ctx)\n{{\n"
+            "    void *data = (void *)(long)ctx->data;\n"
+            "    void *data_end = (void *)(long)ctx->data_end;\n"
+            "    struct ethhdr *eth = data;\n"
+            "    struct iphdr *ip = (void *)(eth + 1);\n"
+            "    if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))\n"
+            "        return XDP_PASS;\n"
+            f"{body}}}\n")
+
+
+DROP_ICMP = ipv4_program("xdp_drop_icmp", "    return ip->protocol == IPPROTO_ICMP ? XDP_DROP : XDP_PASS;\n")
 
 # Drops UDP to port 9 (the discard service). Assumes a 20-byte IPv4 header (ignores ihl):
 # fine as a traffic receiver, and the bug lab 05's checks must catch.

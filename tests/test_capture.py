@@ -10,21 +10,14 @@ import xdplab
 from xdplab import _kernel
 from xdplab.capture import Capture, cbpf, cbpf_to_c
 
-REWRITE = r"""
-int ttl_one(struct xdp_md *ctx)
-{
-    void *data = (void *)(long)ctx->data;
-    void *data_end = (void *)(long)ctx->data_end;
-    struct ethhdr *eth = data;
-    struct iphdr *ip = (void *)(eth + 1);
-    if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-        return XDP_PASS;
+from .helpers import ipv4_program
+
+REWRITE = ipv4_program("ttl_one", """\
     if (ip->protocol != IPPROTO_UDP)
         return XDP_PASS;
     ip->ttl = 1;
     return XDP_DROP;
-}
-"""
+""")
 
 
 def _udp(h, n):
