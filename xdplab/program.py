@@ -143,9 +143,10 @@ class Program:
             return replace(self, printk_tag=new_tag()).load()
         entry = self.entry
         cflags = [f"-I{INCLUDE_DIR}", "-Wno-unused-value", *self.cflags]
+        text = self.full_source()
         with _capture_stderr() as err:
             try:
-                bpf = BPF(text=self.full_source().encode(), cflags=cflags)
+                bpf = BPF(text=text.encode(), cflags=cflags)
             except Exception:
                 bpf = None
         if bpf is None:
@@ -162,14 +163,15 @@ class Program:
             finally:
                 bpf.cleanup()
             raise error
-        return XDPProgram(self, bpf, fn, warnings=err["text"])
+        return XDPProgram(self, bpf, fn, warnings=err["text"], source=text)
 
 
 class XDPProgram:
     """A program loaded into the kernel. Attach it with ``attach``; read its maps with
     ``prog.maps[name]`` / ``prog[name]``; its action counters with ``counters()``."""
 
-    def __init__(self, spec: Program, bpf, fn, warnings: str = ""):
+    def __init__(self, spec: Program, bpf, fn, warnings: str = "", source: str | None = None):
+        """``source``: what BCC compiled (``spec.full_source()``), to find the maps' names."""
         self.spec, self.bpf, self._fn = spec, bpf, fn
         self.warnings = warnings
         self.fd = fn.fd
@@ -178,7 +180,7 @@ class XDPProgram:
         self.links: list[Link] = []
         self._closed = False
         from .maps import Maps
-        self.maps = Maps(bpf, spec.full_source())
+        self.maps = Maps(bpf, source if source is not None else spec.full_source())
 
     # --- attach / detach ---------------------------------------------------------
     def attach(self, dev: str, mode: str = "native", *, replace: bool = False,

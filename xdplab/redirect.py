@@ -110,10 +110,10 @@ def _ifindex(dev) -> tuple[int, str]:
     if isinstance(dev, Host):
         dev = dev.outside
     if isinstance(dev, int):
-        try:
-            return dev, __import__("socket").if_indextoname(dev)
-        except OSError:
-            raise XDPLabError(f"no interface with ifindex {dev} in the root namespace") from None
+        name = _kernel.link_name(dev)
+        if name is None:
+            raise XDPLabError(f"no interface with ifindex {dev} in the root namespace")
+        return dev, name
     idx = _kernel.ifindex(dev)
     if not idx:
         raise XDPLabError(f"no interface named {dev!r} in the root namespace",
@@ -139,9 +139,7 @@ def devmap_set(m, key: int, dev, egress_prog=None, *, check: bool = True) -> dic
         raise XDPLabError(
             f"devmap {info['name']!r} has {info['value_size']}-byte values: no room for an "
             "egress program", hint='declare it as BPF_DEVMAP_PROG(name, n) after #include "xdplab_redirect.h"')
-    value = struct.pack("=I", idx)
-    if info["value_size"] >= 8:
-        value += struct.pack("=i", egress_prog.fd if egress_prog is not None else -1)
+    value = _entry_value(info, idx, egress_prog)
     try:
         _kernel.map_update(fd, _key(info, key), value)
     except _kernel.BPFError as e:
@@ -155,6 +153,15 @@ def devmap_set(m, key: int, dev, egress_prog=None, *, check: bool = True) -> dic
     return devmap_get(fd, key)
 
 
+def _entry_value(info: dict, first: int, prog) -> bytes:
+    """struct bpf_devmap_val {ifindex; bpf_prog.fd} / bpf_cpumap_val {qsize; bpf_prog.fd}:
+    the fd (-1: none) only when the map's values have room for it (8 bytes)."""
+    value = struct.pack("=I", first)
+    if info["value_size"] >= 8:
+        value += struct.pack("=i", prog.fd if prog is not None else -1)
+    return value
+
+
 def devmap_get(m, key: int) -> dict | None:
     """{'ifindex', 'ifname', 'egress_prog_id'} of entry ``key``, or None when empty."""
     fd = _map_fd(m)
@@ -164,10 +171,7 @@ def devmap_get(m, key: int) -> dict | None:
         return None
     (idx,) = struct.unpack_from("=I", raw)
     prog_id = struct.unpack_from("=I", raw, 4)[0] if info["value_size"] >= 8 else 0
-    try:
-        name = __import__("socket").if_indextoname(idx)
-    except OSError:
-        name = "?"
+    name = _kernel.link_name(idx) or "?"
     return {"ifindex": idx, "ifname": name, "egress_prog_id": prog_id}
 
 
@@ -188,9 +192,7 @@ def cpumap_set(m, cpu: int, qsize: int = 2048, prog=None) -> dict:
     if prog is not None and info["value_size"] < 8:
         raise XDPLabError(f"cpumap {info['name']!r} has 4-byte values: no room for a program",
                           hint='declare it as BPF_CPUMAP_PROG(name, n) after #include "xdplab_redirect.h"')
-    value = struct.pack("=I", qsize)
-    if info["value_size"] >= 8:
-        value += struct.pack("=i", prog.fd if prog is not None else -1)
+    value = _entry_value(info, qsize, prog)
     try:
         _kernel.map_update(fd, _key(info, cpu), value)
     except _kernel.BPFError as e:
