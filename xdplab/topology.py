@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +105,6 @@ class Host:
                     sock.send(f)
                     sent += 1
                     if inter:
-                        import time
                         time.sleep(inter)
             return sent
         finally:
