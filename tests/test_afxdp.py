@@ -73,7 +73,10 @@ def test_receive_exactly_what_was_sent(topo, udp_prog):
         b = xsk.recv_batch(64)
         assert len(b) == 8 and b.nbytes == sum(HDR + len(p) for p in payloads[12:])
         assert list(b.lengths) == [HDR + len(p) for p in payloads[12:]]
-        assert bytes(b.data[0, HDR:b.lengths[0]]) == payloads[12]
+        d = b.data                                        # every frame, zero padded
+        assert d.shape == (8, HDR + len(payloads[19]))
+        for row, p in zip(d, payloads[12:]):
+            assert bytes(row[HDR:HDR + len(p)]) == p and not row[HDR + len(p):].any()
         assert bytes(b[7][HDR:]) == payloads[19]
         b.release()
         assert xsk.recv_batch(64, timeout=0.2).nbytes == 0   # nothing more arrived
@@ -81,6 +84,19 @@ def test_receive_exactly_what_was_sent(topo, udp_prog):
         assert c["REDIRECT"] == 20 and c["PASS"] >= 3
         assert xsk.rings["fill"].level() == xsk.sizes["fill"]   # every frame given back
         s.close()
+
+
+def test_batch_data_gathers_each_frame_even_at_the_umem_end():
+    """Batch.data on a plain UMEM array: frames of different lengths, one of them in the
+    last chunk, where a window as wide as the longest frame would run past the end."""
+    from types import SimpleNamespace
+    from xdplab.afxdp import Batch
+    umem = np.arange(4 * 2048, dtype=np.uint32).astype(np.uint8)
+    descs = np.array([(256, 100, 0), (2048 + 256, 40, 0), (4 * 2048 - 30, 30, 0)], DESC)
+    d = Batch(SimpleNamespace(umem=umem), descs).data
+    assert d.shape == (3, 100)
+    for row, (a, n, _) in zip(d, descs.tolist()):
+        assert (row[:n] == umem[a:a + n]).all() and not row[n:].any()
 
 
 def test_tx_echo_round_trip(topo, udp_prog):
@@ -201,3 +217,4 @@ def test_close_releases_everything(topo, udp_prog):
     with XSK(h.outside, 0) as again:
         assert again.bound
     assert len(os.listdir("/proc/self/fd")) == fds0
+

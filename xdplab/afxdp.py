@@ -228,10 +228,20 @@ class Batch:
     @property
     def data(self) -> np.ndarray:
         self._check()
-        width = int(self.lengths.max()) if len(self) else 0
-        cols = np.arange(width)
-        idx = np.minimum(self.addrs.astype(np.int64)[:, None] + cols, len(self._xsk.umem) - 1)
-        return np.where(cols < self.lengths[:, None], self._xsk.umem[idx], 0).astype(np.uint8)
+        umem, lengths = self._xsk.umem, self.lengths
+        width = int(lengths.max()) if len(self) else 0
+        if not width:
+            return np.zeros((len(self), 0), np.uint8)
+        addrs = self.addrs.astype(np.intp)
+        # row i = umem[addr_i : addr_i + width]: one gather over a sliding-window view (a
+        # window per byte offset, no copy) instead of an (n, width) index array
+        tail = addrs > len(umem) - width        # a short frame whose window runs past the end
+        out = np.lib.stride_tricks.sliding_window_view(umem, width)[np.where(tail, 0, addrs)]
+        for i in np.flatnonzero(tail):
+            out[i, :lengths[i]] = umem[addrs[i]:addrs[i] + lengths[i]]
+        if lengths.min() < width:
+            out[np.arange(width) >= lengths[:, None]] = 0
+        return out
 
     def scapy(self, i: int | None = None):
         """Decode frame ``i`` (or all frames) with scapy."""
