@@ -6,7 +6,8 @@
             frame.scapy().show()
         b = xsk.recv_batch(256)                  # numpy: b.lengths, b.addrs, b.data, b[i] views
         xsk.send(Ether()/IP()/UDP())             # TX ring, completions reclaimed
-        xsk.stats(); xsk.rings(); xsk.plot()
+        xsk.stats(); xsk.ring_state(); xsk.plot()   # drops, ring levels, live chart
+        xsk.drain()                              # throw away what was not read
 
 How it fits together (Documentation/networking/af_xdp.rst):
 
@@ -355,6 +356,7 @@ class XSK:
         fs, nfill = self.frame_size, self.sizes["fill"]
         self.rings["fill"].put(np.arange(nfill, dtype=np.uint64) * fs)   # RX half of the UMEM
         self._tx_free = list(range(nfill * fs, self.num_frames * fs, fs))  # TX half
+        self._pending: deque[Frame] = deque()    # taken off the RX ring by packets(), not yielded
         self.tx_outstanding = 0
 
     def zerocopy_supported(self) -> bool | None:
@@ -497,19 +499,33 @@ class XSK:
 
     def packets(self, count: int | None = None, timeout: float = 1.0):
         """Yield received ``Frame``s (copied out; frames recycled at once) until ``count``
-        frames or ``timeout`` seconds without a frame. Without ``count`` up to 64 frames are
-        taken per step: leaving the loop early discards the rest of that step."""
-        got = 0
+        frames or ``timeout`` seconds without a frame. Frames are taken off the RX ring up
+        to 64 at a time; those not yet yielded when the loop is left stay ``pending`` and
+        come first next time (``packets``/``recv``; ``recv_batch`` reads the ring only)."""
+        got, pending = 0, self._pending
         while count is None or got < count:
-            with self.recv_batch(64 if count is None else min(64, count - got), timeout) as b:
-                if not len(b):
-                    return
-                mv = self._umem_mv
-                frames = [Frame(bytes(mv[a:a + n]), a)
-                          for a, n in zip(b.addrs.tolist(), b.lengths.tolist())]
-            for f in frames:
-                got += 1
-                yield f
+            if not pending:
+                with self.recv_batch(64 if count is None else min(64, count - got), timeout) as b:
+                    if not len(b):
+                        return
+                    mv = self._umem_mv
+                    pending.extend(Frame(bytes(mv[a:a + n]), a)
+                                   for a, n in zip(b.addrs.tolist(), b.lengths.tolist()))
+            got += 1
+            yield pending.popleft()
+
+    @property
+    def pending(self) -> int:
+        """Frames ``packets()`` took off the RX ring but has not yielded yet."""
+        return len(self._pending)
+
+    def drain(self) -> int:
+        """Throw away everything received and not read: the RX ring's frames (back to
+        the fill ring) and the pending ones. Returns how many frames that was."""
+        n = len(self._pending) + len(self.recv_batch(self.sizes["rx"]))   # all the ring holds
+        self._pending.clear()
+        self.recv_batch(0)
+        return n
 
     def recv(self, count: int, timeout: float = 1.0) -> list[Frame]:
         return list(self.packets(count, timeout))
@@ -595,6 +611,7 @@ class XSK:
         if getattr(self, "_batch", None) is not None:
             self._batch.released = True           # its frames died with the UMEM
         self._batch = None
+        self._pending = deque()
         for r in self.rings.values():
             r.close()
         self.rings = {}
@@ -635,8 +652,9 @@ class XSK:
         rings = " ".join(f"{r['ring']}={r['level']}/{r['size']}" for r in self.ring_state())
         stats = " ".join(f"{k}={v}" for k, v in self.stats().items() if v)
         prog = f" prog={self.program.name}#{self.program.id}" if self.program else ""
+        pending = f" pending={self.pending}" if self.pending else ""
         return (f"<XSK {self.dev} q{self.queue} {mode} fd={self.fd} umem={self.num_frames}x"
-                f"{self.frame_size} {rings}{prog}{' ' + stats if stats else ''}>")
+                f"{self.frame_size} {rings}{pending}{prog}{' ' + stats if stats else ''}>")
 
     def _repr_html_(self) -> str:
         if self.closed:

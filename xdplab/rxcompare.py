@@ -134,7 +134,7 @@ class Trial:
                               # verdicts for AF_XDP, PASS for AF_PACKET)
     drops: int = 0            # frames the socket dropped: XDP_STATISTICS rx_dropped + rx_ring_full,
                               # or AF_PACKET's PACKET_STATISTICS tp_drops (receive buffer full)
-    queued: int = 0           # frames still in the RX ring / socket buffer when the trial ended
+    queued: int = 0           # frames received but not read when the trial ended (XSK.drain())
 
 
 @dataclass
@@ -308,7 +308,7 @@ def compare(host, seconds: float = 1.0, trials: int = 1, *, receivers=RECEIVERS,
             if xsk:
                 s1 = xsk.stats()
                 drops = s1["rx_dropped"] - s0["rx_dropped"] + s1["rx_ring_full"] - s0["rx_ring_full"]
-                runs.append(Trial(name, n, dt, cpu, seen["REDIRECT"], drops, xsk.rings["rx"].level()))
+                runs.append(Trial(name, n, dt, cpu, seen["REDIRECT"], drops, xsk.drain()))
             else:
                 drops = _packet_drops(arg)
                 runs.append(Trial(name, n, dt, cpu, seen["PASS"], drops, _drain(arg)))
@@ -322,7 +322,7 @@ def compare(host, seconds: float = 1.0, trials: int = 1, *, receivers=RECEIVERS,
                 s0 = xsk.stats()
                 for _ in range(trials):
                     for name in todo:
-                        xsk.recv_batch(1 << 20)            # start from an empty RX ring
+                        xsk.drain()                        # start from an empty RX ring
                         trial(name, AF_XDP[name], xsk, xsk)
                 xsk_stats = {k: v - s0[k] for k, v in xsk.stats().items()}
             # closing the socket detached the program and emptied its map slot: attached
