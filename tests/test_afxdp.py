@@ -39,6 +39,19 @@ def wait_for(cond, timeout=2.0):
     return cond()
 
 
+def redirect_and_send(xsk, prog, host, n):
+    """Steer UDP 4242 into ``xsk`` with the shared ``prog``, send ``n`` datagrams from
+    ``host``, wait until the program redirected them all; returns ``xsk.stats()``."""
+    prog = xsk.redirect(program=prog)
+    c0 = prog.counters()                              # the program is shared: use deltas
+    s = udp_client(host)
+    for _ in range(n):
+        s.sendto(b"x" * 20, (host.gw4, PORT))
+    s.close()
+    assert wait_for(lambda: (prog.counters() - c0)["REDIRECT"] == n)
+    return xsk.stats()
+
+
 def own_resources(fd):
     """Open fds and shared mappings of this process (the XSK's rings are socket:[inode])."""
     inode = os.readlink(f"/proc/self/fd/{fd}") if fd >= 0 else None
@@ -154,13 +167,7 @@ def test_statistics_rx_ring_full_and_invalid_tx(topo, udp_prog):
     h = topo["h1"]
     with XSK(h.outside, 0, rx_size=16, fill_size=32, tx_size=32, comp_size=32,
              num_frames=64) as xsk:
-        prog = xsk.redirect(program=udp_prog)
-        c0 = prog.counters()                          # the program is shared: use deltas
-        s = udp_client(h)
-        for i in range(40):
-            s.sendto(b"x" * 20, (h.gw4, PORT))
-        assert wait_for(lambda: (prog.counters() - c0)["REDIRECT"] == 40)
-        st = xsk.stats()
+        st = redirect_and_send(xsk, udp_prog, h, 40)
         assert st["rx_ring_full"] == 24, st           # 16 fit the RX ring, 24 found it full
         assert len(xsk.recv(40, timeout=0.2)) == 16
         # a TX descriptor pointing outside the UMEM is rejected and counted
@@ -168,22 +175,14 @@ def test_statistics_rx_ring_full_and_invalid_tx(topo, udp_prog):
         _kernel.xsk_kick(xsk.fd)
         assert xsk.stats()["tx_invalid_descs"] == 1
         assert "rx_ring_full=24" in repr(xsk) and "XDP_STATISTICS" in xsk._repr_html_()
-        s.close()
 
 
 def test_fill_ring_empty_is_counted(topo, udp_prog):
     h = topo["h1"]
     with XSK(h.outside, 0, rx_size=64, fill_size=8, num_frames=64) as xsk:
-        prog = xsk.redirect(program=udp_prog)
-        c0 = prog.counters()                          # the program is shared: use deltas
-        s = udp_client(h)
-        for i in range(20):
-            s.sendto(b"y" * 20, (h.gw4, PORT))
-        assert wait_for(lambda: (prog.counters() - c0)["REDIRECT"] == 20)
-        st = xsk.stats()
+        st = redirect_and_send(xsk, udp_prog, h, 20)
         assert st["rx_fill_ring_empty_descs"] == 12 and st["rx_ring_full"] == 0, st
         assert len(xsk.recv_batch(64)) == 8
-        s.close()
 
 
 def test_errors_are_clear_and_leak_nothing(topo, udp_prog):

@@ -257,6 +257,19 @@ def _af_packet(dev: str) -> socket.socket:
     return s
 
 
+def _settled(prog, quiet: float = 0.01, limit: float = 1.0):
+    """The program's counters once they stopped moving: the sender has returned, but the
+    veth may still be running NAPI over the frames queued on its ring (up to 256 a queue)."""
+    last, deadline = prog.counters(), time.monotonic() + limit
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = prog.counters()
+        if now == last:
+            break
+        last = now
+    return last
+
+
 def _packet_drops(sock: socket.socket) -> int:
     """Frames the AF_PACKET socket dropped since the last call (PACKET_STATISTICS)."""
     return struct.unpack("=II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1]
@@ -304,7 +317,7 @@ def compare(host, seconds: float = 1.0, trials: int = 1, *, receivers=RECEIVERS,
                 t0, cpu0 = time.monotonic(), time.thread_time()
                 n = fn(arg, seconds)
                 dt, cpu = time.monotonic() - t0, time.thread_time() - cpu0
-            seen = prog.counters() - c0
+            seen = _settled(prog) - c0
             if xsk:
                 s1 = xsk.stats()
                 drops = s1["rx_dropped"] - s0["rx_dropped"] + s1["rx_ring_full"] - s0["rx_ring_full"]
