@@ -34,6 +34,16 @@ def test_up_is_idempotent_and_down_removes_exactly_its_own(topo_factory):
     assert b.is_up(), "removing one topology must not touch another"
 
 
+def test_a_subnet_in_use_is_refused_and_nothing_is_left(topo):
+    """Another topology on the same net= would make two connected routes to one /24."""
+    clash = Topology(hosts=("h1",), prefix=topo.prefix[:-1] + "c-", net=topo.net)
+    with pytest.raises(topology.TopologyError, match=rf"10\.{topo.net}\.1\.0/24.*in use: {topo['h1'].outside}"):
+        clash.up()
+    clash.down()
+    assert topology.leftovers(clash.prefix) == {"netns": [], "links": []}
+    assert topo["h1"].ping(topo["h1"].gw4, count=1) == 1      # the first one still works
+
+
 def test_send_delivers_scapy_frames_to_the_root_side(topo):
     from scapy.all import IP, UDP, AsyncSniffer, conf
     h1 = topo["h1"]

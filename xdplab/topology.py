@@ -172,6 +172,7 @@ class Topology:
             if (NETNS_DIR / h.netns).exists() and h.ifindex:
                 continue
             self._remove_host(h)           # half-built leftovers
+            self._check_subnet(h)
             created += [["netns", h.netns], ["link", h.outside]]
             self._record(created)
             netns.create(h.netns)
@@ -196,6 +197,21 @@ class Topology:
                 ns.route("add", dst="default", gateway=h.gw4)
                 ns.route("add", dst="default", gateway=h.gw6, family=10)
         return self
+
+    def _check_subnet(self, h: Host) -> None:
+        """Refuse a host subnet some interface of the root namespace already has: two
+        connected routes to one /24 would send this host's replies out of the other."""
+        import ipaddress
+        subnet = ipaddress.ip_network(f"{h.gw4}/24", strict=False)
+        with _kernel.ipr() as ip:
+            for a in ip.get_addr(family=2):                       # AF_INET
+                addr = a.get_attr("IFA_ADDRESS")
+                if addr and ipaddress.ip_address(addr) in subnet:
+                    other = a.get_attr("IFA_LABEL") or f"ifindex {a['index']}"
+                    raise TopologyError(
+                        f"subnet {subnet} of host {h.name} is already in use: {other} has {addr}",
+                        hint=f"another topology uses net={self.net}: give this one another net= "
+                             "(XDPLAB_NET for the default lab), or take the other down")
 
     def _remove_host(self, h: Host) -> None:
         from pyroute2 import netns
