@@ -31,6 +31,7 @@ BPF_LINK_GET_NEXT_ID = 31
 BPF_LINK_DETACH = 34
 
 BPF_XDP = 37                    # enum bpf_attach_type
+BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47     # Linux >= 6.6
 BPF_LINK_TYPE_XDP = 6           # enum bpf_link_type
 BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
 
@@ -79,6 +80,13 @@ def link_create_xdp(prog_fd: int, ifindex: int, mode: str) -> int:
     the fd (or a pin) lives, so a dying process detaches its programs."""
     return bpf(BPF_LINK_CREATE, _attr("=IIII", prog_fd, ifindex, BPF_XDP, MODE_FLAGS[mode]),
                "LINK_CREATE")
+
+
+def link_create_tcx(prog_fd: int, ifindex: int, direction: str) -> int:
+    """BPF_LINK_CREATE for a TC program (tcx, Linux >= 6.6) at the end of ``ifindex``'s
+    ingress or egress chain: returns the link fd (closing it detaches, like XDP's)."""
+    kind = {"ingress": BPF_TCX_INGRESS, "egress": BPF_TCX_EGRESS}[direction]
+    return bpf(BPF_LINK_CREATE, _attr("=IIII", prog_fd, ifindex, kind, 0), "LINK_CREATE")
 
 
 def link_update(link_fd: int, new_prog_fd: int) -> None:

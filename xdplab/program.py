@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _kernel
-from .errors import AttachError, CompileError
+from .errors import AttachError, CompileError, XDPLabError
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 INCLUDE_DIR = BPF_DIR / "include"
@@ -32,6 +32,7 @@ MODES = {"native": "native", "drv": "native", "driver": "native",
 _XDP_FUNC = re.compile(
     r"^(?P<indent>[ \t]*)(?P<static>static\s+)?(?:__always_inline\s+)?int\s+(?P<name>\w+)\s*\(\s*struct\s+xdp_md\s*\*\s*(?P<arg>\w+)\s*\)",
     re.M)
+_TC_FUNC = re.compile(_XDP_FUNC.pattern.replace(r"xdp_md", r"__sk_buff"), re.M)
 _fd2_lock = threading.Lock()
 
 
@@ -87,6 +88,9 @@ class Program:
     capture: object = False
     #: printk tag (xdplab.printk): None = a fresh one at load if the source uses printk
     printk_tag: str | None = None
+    #: "xdp", or "tc": a TC classifier, ``int f(struct __sk_buff *skb)`` returning TC_ACT_*,
+    #: loaded as a ``tc.TCProgram`` (never counted or captured: those wrap XDP functions)
+    hook: str = "xdp"
 
     @classmethod
     def from_file(cls, path, **kw) -> "Program":
@@ -100,7 +104,9 @@ class Program:
         return [*self.header_lines, *self.source.splitlines()]
 
     def xdp_functions(self) -> list[str]:
-        return [m["name"] for m in _XDP_FUNC.finditer(self.source) if not m["static"]]
+        """The entry points the source defines (XDP functions, or for ``hook="tc"`` TC ones)."""
+        pattern = _TC_FUNC if self.hook == "tc" else _XDP_FUNC
+        return [m["name"] for m in pattern.finditer(self.source) if not m["static"]]
 
     @property
     def entry(self) -> str:
@@ -108,9 +114,10 @@ class Program:
             return self.func
         funcs = self.xdp_functions()
         if not funcs:
-            raise CompileError(
-                f"no XDP function in {self.origin}",
-                hint="write a function `int my_prog(struct xdp_md *ctx)` (not static)")
+            what, arg = (("TC", "struct __sk_buff *skb") if self.hook == "tc"
+                         else ("XDP", "struct xdp_md *ctx"))
+            raise CompileError(f"no {what} function in {self.origin}",
+                               hint=f"write a function `int my_prog({arg})` (not static)")
         return funcs[0]
 
     def full_source(self) -> str:
@@ -119,7 +126,9 @@ class Program:
         from . import printk
         prelude = (INCLUDE_DIR / "xdplab.h").read_text() + printk.prelude(self.printk_tag)
         user, entry, wrapper = self.source, self.entry, ""
-        if self.count or self.capture:
+        if self.hook == "tc":
+            prelude = f"#define XDPLAB_TC 1\n{prelude}#include <uapi/linux/pkt_cls.h>\n"   # TC_ACT_*
+        elif self.count or self.capture:
             pat = re.compile(_XDP_FUNC.pattern.replace(r"(?P<name>\w+)", rf"(?P<name>{re.escape(entry)})"), re.M)
             m = pat.search(user)
             if m and not m["static"]:
@@ -133,10 +142,13 @@ class Program:
                     wrapper = capture_wrapper(self, entry, inner)
         return f"{prelude}\n{_numbered(user, self.origin, len(self.header_lines) + 1)}\n{wrapper}"
 
-    def load(self) -> "XDPProgram":
-        """Compile with BCC and load into the kernel (the verifier runs here)."""
+    def load(self) -> "LoadedProgram":
+        """Compile with BCC and load into the kernel (the verifier runs here): an
+        ``XDPProgram``, or for ``hook="tc"`` a ``tc.TCProgram``."""
         from bcc import BPF
         from . import explain
+        if self.hook not in ("xdp", "tc"):
+            raise XDPLabError(f"unknown hook {self.hook!r}", hint="use 'xdp' or 'tc'")
         if self.printk_tag is None and "printk" in self.source:
             from dataclasses import replace
             from .printk import new_tag
@@ -153,7 +165,7 @@ class Program:
             raise explain.compile_error(self, err["text"])
         with _capture_stderr() as err:
             try:
-                fn = bpf.load_func(entry.encode(), BPF.XDP,
+                fn = bpf.load_func(entry.encode(), BPF.SCHED_CLS if self.hook == "tc" else BPF.XDP,
                                    attach_type=-1 if self.attach_type is None else self.attach_type)
             except Exception as e:
                 fn, exc = None, e
@@ -163,12 +175,16 @@ class Program:
             finally:
                 bpf.cleanup()
             raise error
+        if self.hook == "tc":
+            from .tc import TCProgram
+            return TCProgram(self, bpf, fn, warnings=err["text"], source=text)
         return XDPProgram(self, bpf, fn, warnings=err["text"], source=text)
 
 
-class XDPProgram:
-    """A program loaded into the kernel. Attach it with ``attach``; read its maps with
-    ``prog.maps[name]`` / ``prog[name]``; its action counters with ``counters()``."""
+class LoadedProgram:
+    """What every program loaded into the kernel has: its fd and id, its maps
+    (``prog[name]``), its links, ``close()``. ``XDPProgram`` and ``tc.TCProgram`` add how
+    they attach."""
 
     def __init__(self, spec: Program, bpf, fn, warnings: str = "", source: str | None = None):
         """``source``: what BCC compiled (``spec.full_source()``), to find the maps' names."""
@@ -181,14 +197,6 @@ class XDPProgram:
         self._closed = False
         from .maps import Maps
         self.maps = Maps(bpf, source if source is not None else spec.full_source())
-
-    # --- attach / detach ---------------------------------------------------------
-    def attach(self, dev: str, mode: str = "native", *, replace: bool = False,
-               force: bool = False) -> "Link":
-        """Attach through a bpf_link. Refuses interfaces that carry the default route
-        (``force=True`` overrides) and programs this process does not own
-        (``replace=True`` takes them off first)."""
-        return attach(self, dev, mode, replace=replace, force=force)
 
     def detach(self) -> None:
         for link in list(self.links):
@@ -221,9 +229,25 @@ class XDPProgram:
         except Exception:
             pass
 
-    # --- data --------------------------------------------------------------------
     def __getitem__(self, name):
         return self.maps[name]
+
+    def printk(self, **kw):
+        """The program's bpf_printk lines, streamed (an Output widget in a notebook)."""
+        from .printk import PrintkStream
+        return PrintkStream(self, **kw)
+
+
+class XDPProgram(LoadedProgram):
+    """An XDP program loaded into the kernel. Attach it with ``attach``; read its maps with
+    ``prog.maps[name]`` / ``prog[name]``; its action counters with ``counters()``."""
+
+    def attach(self, dev: str, mode: str = "native", *, replace: bool = False,
+               force: bool = False) -> "Link":
+        """Attach through a bpf_link. Refuses interfaces that carry the default route
+        (``force=True`` overrides) and programs this process does not own
+        (``replace=True`` takes them off first)."""
+        return attach(self, dev, mode, replace=replace, force=force)
 
     def counters(self):
         """Packets and bytes per XDP action since load, summed over CPUs."""
@@ -234,11 +258,6 @@ class XDPProgram:
         """A live bokeh chart of packets/s per action (see ``xdplab.live.LivePlot``)."""
         from .live import LivePlot
         return LivePlot(self, **kw).start()
-
-    def printk(self, **kw):
-        """The program's bpf_printk lines, streamed (an Output widget in a notebook)."""
-        from .printk import PrintkStream
-        return PrintkStream(self, **kw)
 
     def capture(self):
         """Start reading the packets a capture-built program (``capture=...``) emits."""
@@ -265,7 +284,7 @@ class XDPProgram:
 
 @dataclass
 class Link:
-    """A bpf_link holding an XDP program on an interface. Closing the fd (explicitly,
+    """A bpf_link holding an XDP (or TC) program on an interface. Closing the fd (explicitly,
     or by the process dying) detaches the program."""
 
     fd: int
@@ -323,14 +342,7 @@ def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = 
     mode_key = MODES.get(str(mode).lower())
     if mode_key is None:
         raise AttachError(f"unknown XDP mode {mode!r}", hint="use 'native' (driver) or 'generic' (skb)")
-    ifindex = _kernel.ifindex(dev)
-    if not ifindex:
-        raise AttachError(f"no interface named {dev!r} in the root namespace",
-                          hint="`xdplab status` lists the lab's interfaces; `xdplab up` builds them")
-    if dev in _kernel.default_route_ifnames() and not force:
-        raise AttachError(
-            f"{dev} carries this machine's default route: a program that drops there cuts "
-            "the machine off", hint="attach to a lab interface, or pass force=True if you mean it")
+    ifindex = attach_target(dev, force)
     key = (_kernel.netns_ino(), ifindex, mode_key)     # attach() may run inside a netns
     ours = _LINKS.get(key)
     if ours is not None and ours.attached:
@@ -354,6 +366,20 @@ def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = 
     prog.links.append(link)
     _LINKS[key] = link
     return link
+
+
+def attach_target(dev: str, force: bool = False) -> int:
+    """``dev``'s ifindex, after refusing a missing interface and (unless ``force``) the
+    one carrying the default route."""
+    ifindex = _kernel.ifindex(dev)
+    if not ifindex:
+        raise AttachError(f"no interface named {dev!r} in the root namespace",
+                          hint="`xdplab status` lists the lab's interfaces; `xdplab up` builds them")
+    if dev in _kernel.default_route_ifnames() and not force:
+        raise AttachError(
+            f"{dev} carries this machine's default route: a program that drops there cuts "
+            "the machine off", hint="attach to a lab interface, or pass force=True if you mean it")
+    return ifindex
 
 
 def _take_off(dev: str, ifindex: int, present: dict) -> None:
@@ -388,6 +414,6 @@ def detach_all() -> None:
         link.detach()
 
 
-def load(source: str, **kw) -> XDPProgram:
-    """``Program(source, **kw).load()``."""
+def load(source: str, **kw) -> LoadedProgram:
+    """``Program(source, **kw).load()``: an XDPProgram (``hook="tc"``: a tc.TCProgram)."""
     return Program(source, **kw).load()

@@ -36,6 +36,7 @@ struct vlan_hdr {           /* 802.1Q tag, as in the kernel's linux/if_vlan.h */
 };
 #endif
 
+#ifndef XDPLAB_TC            /* TC programs (hook="tc") count nothing per XDP action */
 #define XDPLAB_NUM_ACTIONS 5 /* ABORTED, DROP, PASS, TX, REDIRECT */
 
 struct xdplab_rec {
@@ -61,3 +62,4 @@ static __always_inline int xdplab_count(struct xdp_md *ctx, int action)
 }
 
 #define XDPLAB_RETURN(ctx, action) return xdplab_count((ctx), (action))
+#endif /* XDPLAB_TC */
