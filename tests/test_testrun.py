@@ -1,5 +1,6 @@
 """BPF_PROG_RUN on crafted packets: verdicts, output packets, timing, maps, ctx."""
 import ctypes
+import struct
 
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
@@ -108,6 +109,34 @@ def test_ctx_ingress_ifindex_by_name_and_rx_queue(rewrite, topo):
 def test_metadata_in_front_of_the_packet(rewrite):
     r = rewrite.run(udp(), meta=b"\x01\x02\x03\x04")
     assert r.action == "XDP_TX" and len(r.data) == len(r.data_in)
+    assert r.meta == b"\x01\x02\x03\x04"
+
+
+GROW_META = r"""
+int grow(struct xdp_md *ctx)
+{
+    if (bpf_xdp_adjust_meta(ctx, -8))
+        return XDP_ABORTED;
+    u32 *m = (void *)(long)ctx->data_meta;
+    if ((void *)(m + 2) > (void *)(long)ctx->data)
+        return XDP_ABORTED;
+    m[0] = 0x11223344;
+    m[1] = ctx->data_end - ctx->data;
+    return XDP_PASS;
+}
+"""
+
+
+def test_metadata_the_program_writes_is_apart_from_the_packet():
+    """The output of a run starts at data_meta: the metadata the program grew is split off
+    into ``r.meta`` and the frame stays the frame."""
+    with xdplab.load(GROW_META) as p:
+        r = p.run(udp())
+        assert r.action == "XDP_PASS" and r.data == r.data_in and not r.modified
+        assert r.meta == struct.pack("=II", 0x11223344, len(r.data_in))
+        assert "8 B of metadata" in repr(r)
+        r = p.run(udp(), meta=b"abcd")                 # 4 given + 8 grown
+        assert r.meta[8:] == b"abcd" and r.data == r.data_in
 
 
 def test_errors():

@@ -161,20 +161,32 @@ def prog_name_by_id(prog_id: int) -> str:
 def prog_test_run(prog_fd: int, data: bytes, *, repeat: int = 1, ctx: bytes = b"",
                   flags: int = 0, batch_size: int = 0, data_out_size: int | None = None):
     """BPF_PROG_TEST_RUN: returns (retval, data_out, duration_ns_per_run)."""
+    return prog_test_run_ctx(prog_fd, data, repeat=repeat, ctx=ctx, flags=flags,
+                             batch_size=batch_size, data_out_size=data_out_size)[:3]
+
+
+def prog_test_run_ctx(prog_fd: int, data: bytes, *, repeat: int = 1, ctx: bytes = b"",
+                      flags: int = 0, batch_size: int = 0, data_out_size: int | None = None):
+    """BPF_PROG_TEST_RUN that also reads the context back: (retval, data_out,
+    duration_ns_per_run, ctx_out), ``ctx_out`` as long as ``ctx`` (empty without one).
+    For XDP, data_out starts at ``data_meta`` and ctx_out's ``data`` is the metadata's length."""
     data_in = ctypes.create_string_buffer(data, len(data))
     out_len = data_out_size if data_out_size is not None else (len(data) + 512 if not flags else 0)
     data_out = ctypes.create_string_buffer(max(out_len, 1))
     ctx_in = ctypes.create_string_buffer(ctx, len(ctx)) if ctx else None
+    ctx_out = ctypes.create_string_buffer(len(ctx)) if ctx and not flags else None
     attr = _attr("=IIIIQQIIIIQQIII",
                  prog_fd, 0, len(data), out_len,
                  ctypes.addressof(data_in), ctypes.addressof(data_out) if out_len else 0,
-                 repeat, 0, len(ctx), 0,
-                 ctypes.addressof(ctx_in) if ctx_in is not None else 0, 0,
+                 repeat, 0, len(ctx), len(ctx_out) if ctx_out is not None else 0,
+                 ctypes.addressof(ctx_in) if ctx_in is not None else 0,
+                 ctypes.addressof(ctx_out) if ctx_out is not None else 0,
                  flags, 0, batch_size)
     bpf(BPF_PROG_TEST_RUN, attr, "PROG_TEST_RUN")
     retval, _, size_out = struct.unpack_from("=III", attr, 4)
     (duration,) = struct.unpack_from("=I", attr, 36)
-    return retval, data_out.raw[:size_out] if out_len else b"", duration
+    return (retval, data_out.raw[:size_out] if out_len else b"", duration,
+            ctx_out.raw if ctx_out is not None else b"")
 
 
 # --- netlink (pyroute2) ----------------------------------------------------------------

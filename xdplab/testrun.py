@@ -116,6 +116,7 @@ class RunResult:
     duration_ns: int = 0
     ingress_ifindex: int = 0
     rx_queue_index: int = 0
+    meta: bytes = b""            # the XDP metadata in front of the output frame (data_meta..data)
     diff: list = field(init=False)
 
     def __post_init__(self):
@@ -155,6 +156,8 @@ class RunResult:
             s += f", {self.duration_ns} ns/packet over {self.repeat} runs"
         if self.ingress_ifindex:
             s += f", ingress ifindex {self.ingress_ifindex} queue {self.rx_queue_index}"
+        if self.meta:
+            s += f", {len(self.meta)} B of metadata {self.meta.hex(' ', 4)}"
         return s
 
     def __repr__(self) -> str:
@@ -204,14 +207,15 @@ def run(prog, packet, repeat: int = 1, ifname=None, *, ingress_ifindex: int = 0,
         raise XDPLabError(f"the packet has {len(data)} bytes; XDP test runs need at least an "
                           f"Ethernet header ({ETH_HLEN})")
     idx = _ifindex(ifname, ingress_ifindex)
-    ctx = b""
-    if idx or rx_queue or meta:
-        ctx = XDP_MD.pack(len(meta), len(meta) + len(data), 0, idx, rx_queue, 0)
+    # always a context, read back after the run: its ``data`` is then the length of the
+    # metadata in front of the output (the program may have grown it: bpf_xdp_adjust_meta)
+    ctx = XDP_MD.pack(len(meta), len(meta) + len(data), 0, idx, rx_queue, 0)
     try:
-        retval, out, duration = _kernel.prog_test_run(fd, meta + data, repeat=repeat, ctx=ctx)
+        retval, out, duration, ctx_out = _kernel.prog_test_run_ctx(fd, meta + data, repeat=repeat, ctx=ctx)
     except _kernel.BPFError as e:
         raise _explain(e, idx, rx_queue, meta) from None
-    return RunResult(retval, data, out[len(meta):] if meta else out, repeat, duration, idx, rx_queue)
+    metalen = XDP_MD.unpack(ctx_out)[0]
+    return RunResult(retval, data, out[metalen:], repeat, duration, idx, rx_queue, meta=out[:metalen])
 
 
 def _explain(e: OSError, idx: int, rx_queue: int, meta: bytes) -> XDPLabError:
