@@ -88,7 +88,8 @@ def runs():
     jobs = {
         "6.12": lambda: matrix.run_guest(k612, vcpus=1),
         "6.1-sabotaged": lambda: matrix.run_guest(
-            k61, ["--only", "bcc_compile", "native_attach", "xdp_drop", "--sabotage", "drop"], vcpus=1),
+            k61, ["--only", "bcc_compile", "native_attach", "xdp_drop", "metadata_tc",
+                  "--sabotage", "drop"], vcpus=1),
         "host": lambda: matrix.run_host(),
     }
 
@@ -119,7 +120,7 @@ def test_612_guest_passes_on_virtio_net(runs):
     assert r.release.startswith("6.12.")
     assert "virtio_net" in r.results["kernel"]["detail"]
     for check in ("bcc_compile", "native_attach", "counters", "xdp_drop", "xdp_tx", "features",
-                  "live_frames", "afxdp"):
+                  "live_frames", "afxdp", "metadata_tc"):
         assert _status(r, check) == "pass", f"6.12 {check}: {r.results[check]['detail']}"
     assert "basic" in r.results["features"]["detail"]      # the kernel's own xdp_features
 
@@ -131,6 +132,8 @@ def test_61_guest_reports_the_wrong_program_as_failed(runs):
     assert _status(r, "bcc_compile") == "pass" and _status(r, "native_attach") == "pass"
     assert _status(r, "xdp_drop") == "fail"
     assert "ping replies got through" in r.results["xdp_drop"]["detail"]
+    assert _status(r, "metadata_tc") == "skip"               # no tcx before 6.6: say so
+    assert r.results["metadata_tc"]["detail"] == "needs >= 6.6"
     assert matrix.failed([r])
     assert "FAIL" in matrix.table([r])
 

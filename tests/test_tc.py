@@ -6,39 +6,7 @@ import pytest
 
 import xdplab
 from xdplab import AttachError, CompileError, _kernel
-
-COUNT_TC = r"""
-BPF_ARRAY(seen, u64, 2);       /* 0: every skb, 1: skbs carrying XDP's metadata */
-int count_meta(struct __sk_buff *skb)
-{
-    void *data = (void *)(long)skb->data;
-    u32 *magic = (void *)(long)skb->data_meta;
-    int k = 0;
-    u64 *c = seen.lookup(&k);
-    if (c)
-        __sync_fetch_and_add(c, 1);
-    if ((void *)(magic + 1) <= data && *magic == 0x58444c42) {
-        k = 1;
-        c = seen.lookup(&k);
-        if (c)
-            __sync_fetch_and_add(c, 1);
-    }
-    return TC_ACT_OK;
-}
-"""
-
-STAMP_XDP = r"""
-int stamp(struct xdp_md *ctx)
-{
-    if (bpf_xdp_adjust_meta(ctx, -4))
-        return XDP_PASS;
-    u32 *magic = (void *)(long)ctx->data_meta;
-    if ((void *)(magic + 1) > (void *)(long)ctx->data)
-        return XDP_PASS;
-    *magic = 0x58444c42;
-    return XDP_PASS;
-}
-"""
+from xdplab.smoke import META_TC as COUNT_TC, META_XDP as STAMP_XDP      # the matrix runs them too
 
 
 def test_tc_sees_the_metadata_xdp_wrote(topo):

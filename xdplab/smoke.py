@@ -71,6 +71,41 @@ int smoke_xsk(struct xdp_md *ctx) {
 }
 """
 
+# XDP writes 4 bytes of metadata (bpf_xdp_adjust_meta); a TC program counts the sk_buffs
+# that arrive carrying them (tests/test_tc.py uses the same pair)
+META_XDP = r"""
+int stamp(struct xdp_md *ctx)
+{
+    if (bpf_xdp_adjust_meta(ctx, -4))
+        return XDP_PASS;
+    u32 *magic = (void *)(long)ctx->data_meta;
+    if ((void *)(magic + 1) > (void *)(long)ctx->data)
+        return XDP_PASS;
+    *magic = 0x58444c42;
+    return XDP_PASS;
+}
+"""
+
+META_TC = r"""
+BPF_ARRAY(seen, u64, 2);       /* 0: every skb, 1: skbs carrying XDP's metadata */
+int count_meta(struct __sk_buff *skb)
+{
+    void *data = (void *)(long)skb->data;
+    u32 *magic = (void *)(long)skb->data_meta;
+    int k = 0;
+    u64 *c = seen.lookup(&k);
+    if (c)
+        __sync_fetch_and_add(c, 1);
+    if ((void *)(magic + 1) <= data && *magic == 0x58444c42) {
+        k = 1;
+        c = seen.lookup(&k);
+        if (c)
+            __sync_fetch_and_add(c, 1);
+    }
+    return TC_ACT_OK;
+}
+"""
+
 
 class Skip(Exception):
     """The check does not apply here (message says why)."""
@@ -300,6 +335,22 @@ class Suite:
         assert all(MARK in f.data for f in frames), f"unexpected frames: {frames}"
         return f"{len(frames)} frames on RX queue(s) {sorted(got)} of {queues} (copy mode)"
 
+    def check_metadata_tc(self):
+        from .program import Program
+        stamp = Program(META_XDP, count=False).load()
+        tc = Program(META_TC, hook="tc").load()
+        try:
+            tc.attach(self.t.dev, "ingress")     # tcx: NotSupported before 6.6
+            stamp.attach(self.t.dev, "native", replace=True)
+            got = self.t.ping()
+            seen = tc["seen"].to_dict()
+        finally:
+            stamp.close()
+            tc.close()
+        assert got == PINGS, f"{got}/{PINGS} ping replies with XDP_PASS + TC_ACT_OK"
+        assert seen.get(1, 0) >= PINGS, f"TC saw {seen} (0: skbs, 1: with XDP's metadata)"
+        return f"TC (tcx) read XDP's metadata on {seen[1]} of {seen[0]} sk_buffs"
+
     def check_drop_detector(self):
         try:
             from .trace import DropDetector
@@ -319,7 +370,7 @@ class Suite:
         return f"xdp_exception on {self.t.dev}: {lost} ABORTED frames"
 
     CHECKS = ("kernel", "bcc_compile", "native_attach", "counters", "xdp_drop", "xdp_tx",
-              "features", "live_frames", "afxdp", "drop_detector")
+              "features", "live_frames", "afxdp", "metadata_tc", "drop_detector")
 
     def run(self, only=None) -> list[dict]:
         results = []
