@@ -146,3 +146,17 @@ def test_main_check_cli(tmp_path, capsys):
     assert "FAIL  UDP to port 9 is dropped" in capsys.readouterr().out
     assert grading.main_check(["01", "--no-live"]) == 0        # the reference solution
     assert "PASSED" in capsys.readouterr().out
+
+
+def test_lab11_reads_the_metadata_back_from_prog_run():
+    """Lab 11's items read the metadata a run left in front of the frame: no metadata at
+    all (PASS_ALL) or 4 bytes of another layout (META_XDP) fail the protocol items and
+    nothing else; the reference passes, live too."""
+    from xdplab.smoke import META_XDP
+    r = grading.check_lab("11", PASS_ALL, live=False)
+    stamped = [i for i in r.items if i.name.startswith("... stamped")]
+    assert failed(r) == {i.name for i in stamped} and len(stamped) == 6
+    assert all(i.status == "fail" and i.got.startswith("no metadata") for i in stamped)
+    r = grading.check_lab("11", META_XDP, live=False)       # 4 bytes: not a struct xdplab_meta
+    assert {i.got for i in r.items if i.status == "fail"} == {"no metadata (4 bytes)"}
+    assert grading.check_lab("11").passed
