@@ -91,13 +91,23 @@ def jupyter(tmp_path_factory):
     topology.remove_all(env["XDPLAB_PREFIX"])
 
 
+_lab_at_start: dict = {}
+
+
+def pytest_sessionstart(session):
+    _lab_at_start.update(topology.leftovers(topology.DEFAULT_PREFIX))
+
+
 def _test_leftovers() -> dict:
     """This run's namespaces and links (every test name is x<letters><pid % 100>…; other
-    pytest sessions' and the lab's own xl- are not ours), and any interface outside the
-    lab that still has an XDP program attached."""
+    pytest sessions' are not ours), parts of the default lab (xl-) that were not up when the
+    run started (a test that forgot its own topology built them), and any interface
+    outside the lab that still has an XDP program attached."""
     import re
     ours = re.compile(rf"x[a-z]+{os.getpid() % 100}")
     left = {k: [n for n in v if ours.match(n)] for k, v in topology.leftovers("x").items()}
+    for k, names in topology.leftovers(topology.DEFAULT_PREFIX).items():
+        left[k] += [n for n in names if n not in _lab_at_start.get(k, [])]
     with _kernel.ipr() as ip:
         left["xdp"] = sorted(l.get_attr("IFLA_IFNAME") for l in ip.get_links()
                              if l.get_attr("IFLA_XDP") and l.get_attr("IFLA_XDP").get_attr("IFLA_XDP_ATTACHED")
@@ -105,12 +115,27 @@ def _test_leftovers() -> dict:
     return left
 
 
+def _remove(links, namespaces) -> None:
+    """Remove just these (a lab that was up before the run keeps the rest)."""
+    from pyroute2 import netns
+    with _kernel.ipr() as ip:
+        for name in links:
+            for idx in ip.link_lookup(ifname=name):
+                ip.link("del", index=idx)
+    for name in namespaces:
+        netns.remove(name)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """A run that leaves anything behind fails: teardown is part of what is tested."""
     xdplab.detach_all()
     left = _test_leftovers()
     if any(left.values()):
-        for prefix in {n[:n.index("-") + 1] for n in left["netns"] + left["links"] if "-" in n}:
+        lab = topology.DEFAULT_PREFIX
+        for prefix in {n[:n.index("-") + 1] for n in left["netns"] + left["links"] if "-" in n} - {lab}:
             topology.remove_all(prefix)
+        _remove([n for n in left["links"] if n.startswith(lab)], [n for n in left["netns"] if n.startswith(lab)])
+        if not any(topology.leftovers(lab).values()):
+            topology.remove_all(lab)             # nothing of the lab left: its state file too
         print(f"\nLEFTOVERS after the run (a teardown bug; removed now): {left}")
         session.exitstatus = 1
