@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from html import escape
 
-from .afxdp import STATS, XSK, redirect_program
+from .afxdp import XSK, redirect_program
 from .errors import XDPLabError
 from .traffic import Generator
 
@@ -55,12 +55,12 @@ class Flood:
 
     def __init__(self, gen: Generator, cpu: int, seconds: float):
         self.gen, self.cpu, self.seconds = gen, cpu, seconds
-        self.result = self.error = None
+        self.error = None
 
     def _run(self):
         try:
             os.sched_setaffinity(0, {self.cpu})    # a thread inherits its creator's CPUs
-            self.result = self.gen.run(duration=self.seconds, cpus=[self.cpu], progress=False)
+            self.gen.run(duration=self.seconds, cpus=[self.cpu], progress=False)
         except BaseException as e:                 # noqa: BLE001 - re-raised in __exit__
             self.error = e
 
@@ -356,5 +356,4 @@ def compare(host, seconds: float = 1.0, trials: int = 1, *, receivers=RECEIVERS,
         if gen is not None:
             gen.close()
         prog.close()
-    return Comparison(runs, os.uname().release, send_cpu, rx_cpus, len(frame),
-                      {k: xsk_stats[k] for k in STATS if k in xsk_stats})
+    return Comparison(runs, os.uname().release, send_cpu, rx_cpus, len(frame), xsk_stats)
