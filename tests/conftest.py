@@ -115,17 +115,6 @@ def _test_leftovers() -> dict:
     return left
 
 
-def _remove(links, namespaces) -> None:
-    """Remove just these (a lab that was up before the run keeps the rest)."""
-    from pyroute2 import netns
-    with _kernel.ipr() as ip:
-        for name in links:
-            for idx in ip.link_lookup(ifname=name):
-                ip.link("del", index=idx)
-    for name in namespaces:
-        netns.remove(name)
-
-
 def pytest_sessionfinish(session, exitstatus):
     """A run that leaves anything behind fails: teardown is part of what is tested."""
     xdplab.detach_all()
@@ -134,7 +123,9 @@ def pytest_sessionfinish(session, exitstatus):
         lab = topology.DEFAULT_PREFIX
         for prefix in {n[:n.index("-") + 1] for n in left["netns"] + left["links"] if "-" in n} - {lab}:
             topology.remove_all(prefix)
-        _remove([n for n in left["links"] if n.startswith(lab)], [n for n in left["netns"] if n.startswith(lab)])
+        # just these: a lab that was up before the run keeps the rest
+        topology.remove([n for n in left["links"] if n.startswith(lab)],
+                        [n for n in left["netns"] if n.startswith(lab)])
         if not any(topology.leftovers(lab).values()):
             topology.remove_all(lab)             # nothing of the lab left: its state file too
         print(f"\nLEFTOVERS after the run (a teardown bug; removed now): {left}")

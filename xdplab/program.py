@@ -343,11 +343,8 @@ def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = 
     if mode_key is None:
         raise AttachError(f"unknown XDP mode {mode!r}", hint="use 'native' (driver) or 'generic' (skb)")
     ifindex = attach_target(dev, force)
-    key = (_kernel.netns_ino(), ifindex, mode_key)     # attach() may run inside a netns
-    ours = _LINKS.get(key)
-    if ours is not None and ours.attached:
-        if ours.program is not prog:
-            ours.update(prog)
+    ours = our_link(prog, ifindex, mode_key)
+    if ours is not None:
         return ours
     present = _kernel.xdp_state(dev)
     if present and not replace:
@@ -362,9 +359,25 @@ def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = 
     except _kernel.BPFError as e:
         raise AttachError(f"the kernel refused to attach {prog.name} to {dev} in {mode_key} mode: "
                           f"{e.strerror}", hint=_attach_hint(e, mode_key)) from None
-    link = Link(fd, dev, ifindex, mode_key, prog, key[0])
+    return new_link(prog, fd, dev, ifindex, mode_key)
+
+
+def our_link(prog, ifindex: int, mode: str) -> Link | None:
+    """The link this process holds at (this netns, ``ifindex``, ``mode``) with ``prog``
+    swapped in (a re-run cell: BPF_LINK_UPDATE, no moment without a program), or None."""
+    ours = _LINKS.get((_kernel.netns_ino(), ifindex, mode))     # attach may run inside a netns
+    if ours is None or not ours.attached:
+        return None
+    if ours.program is not prog:
+        ours.update(prog)
+    return ours
+
+
+def new_link(prog, fd: int, dev: str, ifindex: int, mode: str) -> Link:
+    """Record the link ``fd`` just created for ``prog`` (found again by ``our_link``)."""
+    link = Link(fd, dev, ifindex, mode, prog, _kernel.netns_ino())
     prog.links.append(link)
-    _LINKS[key] = link
+    _LINKS[(link.netns, ifindex, mode)] = link
     return link
 
 

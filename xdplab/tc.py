@@ -20,7 +20,7 @@ import errno
 
 from . import _kernel
 from .errors import AttachError, NotSupported
-from .program import _LINKS, Link, LoadedProgram, attach_target
+from .program import Link, LoadedProgram, attach_target, new_link, our_link
 
 DIRECTIONS = ("ingress", "egress")
 
@@ -36,11 +36,8 @@ class TCProgram(LoadedProgram):
             raise AttachError(f"unknown TC direction {direction!r}", hint="use 'ingress' or 'egress'")
         ifindex = attach_target(dev, force)
         mode = f"tc-{direction}"
-        key = (_kernel.netns_ino(), ifindex, mode)
-        ours = _LINKS.get(key)
-        if ours is not None and ours.attached:
-            if ours.program is not self:
-                ours.update(self)                  # a re-run cell: swap in one step
+        ours = our_link(self, ifindex, mode)
+        if ours is not None:
             return ours
         try:
             fd = _kernel.link_create_tcx(self.fd, ifindex, direction)
@@ -50,10 +47,7 @@ class TCProgram(LoadedProgram):
                                    f"BPF_LINK_CREATE({mode}) on {dev}: {e.strerror}") from None
             raise AttachError(f"the kernel refused to attach {self.name} to {dev} ({mode}): "
                               f"{e.strerror}") from None
-        link = Link(fd, dev, ifindex, mode, self, key[0])
-        self.links.append(link)
-        _LINKS[key] = link
-        return link
+        return new_link(self, fd, dev, ifindex, mode)
 
     def __repr__(self) -> str:
         where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"

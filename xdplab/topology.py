@@ -278,16 +278,21 @@ def leftovers(prefix: str = DEFAULT_PREFIX) -> dict:
     return {"netns": ns, "links": links}
 
 
-def remove_all(prefix: str = DEFAULT_PREFIX) -> dict:
-    """Remove every namespace and link named with ``prefix`` (``xdplab down --all``)."""
+def remove(links, namespaces) -> None:
+    """Delete these root-namespace links and these network namespaces."""
     from pyroute2 import netns
-    left = leftovers(prefix)
     with _kernel.ipr() as ip:
-        for name in left["links"]:
+        for name in links:
             for idx in ip.link_lookup(ifname=name):
                 ip.link("del", index=idx)
-    for name in left["netns"]:
+    for name in namespaces:
         netns.remove(name)
+
+
+def remove_all(prefix: str = DEFAULT_PREFIX) -> dict:
+    """Remove every namespace and link named with ``prefix`` (``xdplab down --all``)."""
+    left = leftovers(prefix)
+    remove(left["links"], left["netns"])
     for f in STATE_DIR.glob("topology-*.json") if STATE_DIR.exists() else []:
         try:
             if json.loads(f.read_text()).get("prefix", "").startswith(prefix):
