@@ -3,7 +3,7 @@
     python benchmarks/bench_afxdp.py [--seconds 1] [--trials 5]
 
 One run, one veth, one sender (xdplab's live-frames generator on the first CPU), the
-receivers in turn on the other CPU, all through ``xdplab.rxcompare.compare`` — the same
+receivers in turn on the other CPU, all through ``xdplab.tools.receive_paths.compare`` — the same
 call lab 10 makes; its docstring says what each receiver does. Prints the medians side
 by side and the ratios to AF_PACKET, wall clock and per CPU-second of the receiving thread.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import xdplab  # noqa: E402
-from xdplab.rxcompare import AF_XDP, compare  # noqa: E402
+from xdplab.tools.receive_paths import AF_XDP, compare  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -15,7 +15,7 @@ import time
 from IPython.testing.globalipapp import start_ipython
 from tqdm import tqdm
 
-from xdplab.topology import Topology
+from xdplab.net.topology import Topology
 
 BODY = r"""
 int xdp_bench(struct xdp_md *ctx)

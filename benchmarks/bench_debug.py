@@ -1,7 +1,7 @@
 """What the debugging tools cost: XDP drop rate with capture on vs off (BPF_PROG_RUN),
 and with the drop detector on vs off (live traffic, XDP_ABORTED: one tracepoint hit per
 packet, the detector's worst case; and XDP_DROP: no tracepoint hit). Ratios measured in
-one run, medians of alternating rounds. The live traffic comes from xdplab.traffic (BPF_PROG_RUN
+one run, medians of alternating rounds. The live traffic comes from xdplab.net.traffic (BPF_PROG_RUN
 live frames redirected into the veth) on the same 2 CPUs, so the detector's probes on the
 generator's flush path (xdp_devmap_xmit, once per bulk) are part of the cost.
 
@@ -20,10 +20,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from scapy.all import IP, UDP, Ether  # noqa: E402
 
 import xdplab  # noqa: E402
-from xdplab import _kernel, traffic  # noqa: E402
-from xdplab.capture import Capture  # noqa: E402
-from xdplab.topology import Topology  # noqa: E402
-from xdplab.trace import DropDetector  # noqa: E402
+from xdplab import kernel  # noqa: E402
+from xdplab.net import traffic
+from xdplab.programs.capture import Capture  # noqa: E402
+from xdplab.net.topology import Topology  # noqa: E402
+from xdplab.tools.drops import DropDetector  # noqa: E402
 
 DROP = "int drop(struct xdp_md *ctx) { return XDP_DROP; }"
 ABORT = "int xdp_abort(struct xdp_md *ctx) { return XDP_ABORTED; }"
@@ -31,7 +32,7 @@ FRAME = bytes(Ether() / IP(dst="10.0.0.1") / UDP(dport=9) / (b"x" * 22))     # 6
 
 
 def prog_run_mpps(prog, repeat=300_000) -> float:
-    _, _, ns = _kernel.prog_test_run(prog.fd, FRAME, repeat=repeat)
+    _, _, ns = kernel.prog_test_run(prog.fd, FRAME, repeat=repeat)
     return 1e3 / ns if ns else 0.0
 
 

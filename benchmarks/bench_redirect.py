@@ -32,10 +32,11 @@ from scapy.all import IP, UDP, Ether  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import xdplab  # noqa: E402
-from xdplab import _kernel, redirect  # noqa: E402
-from xdplab.testrun import XDP_MD  # noqa: E402
+from xdplab import kernel  # noqa: E402
+from xdplab.net import redirect
+from xdplab.programs.prog_run import XDP_MD  # noqa: E402
 
-SOL = xdplab.program.BPF_DIR / "solutions/06-redirect"
+SOL = xdplab.paths.LAB_BPF / "solutions/06-redirect"
 
 
 def variants(h1, h2):
@@ -76,8 +77,8 @@ def main():
                 for name, prog in progs.items():      # interleaved: drift hits all alike
                     before = prog.counters().total
                     t0 = time.perf_counter_ns()
-                    _kernel.prog_test_run(prog.fd, frame, repeat=args.frames, ctx=ctx,
-                                          flags=_kernel.BPF_F_TEST_XDP_LIVE_FRAMES, batch_size=64)
+                    kernel.prog_test_run(prog.fd, frame, repeat=args.frames, ctx=ctx,
+                                          flags=kernel.BPF_F_TEST_XDP_LIVE_FRAMES, batch_size=64)
                     times[name].append((time.perf_counter_ns() - t0) / args.frames)
                     assert prog.counters().total - before == args.frames, name
                     bar.update()

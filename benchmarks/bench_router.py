@@ -3,7 +3,7 @@ kernel's IP forwarding, on the same RouterTopology, generator and sink, in one r
 
     python benchmarks/bench_router.py [--rounds 5] [--seconds 2] [--size 64] [--cpus 1]
 
-Frames: UDP h1 -> h3 from xdplab.traffic (BPF_PROG_RUN live frames out of h1's veth0),
+Frames: UDP h1 -> h3 from xdplab.net.traffic (BPF_PROG_RUN live frames out of h1's veth0),
 counted by an XDP_DROP program on h3's veth0. Router ports run either the XDP router
 or an XDP_PASS program (the kernel then forwards). The XDP_PASS program is there because
 on veth frames sent with ndo_xdp_xmit only arrive when the receiving end runs XDP; it
@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from xdplab import router  # noqa: E402
-from xdplab.topologies import RouterTopology  # noqa: E402
+from xdplab.tools import fib_router  # noqa: E402
+from xdplab.net.router_topology import RouterTopology  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -36,10 +36,10 @@ def main(argv=None) -> int:
     topo = RouterTopology(prefix=a.prefix, net=250)
     results = {"xdp": [], "kernel": []}
     with topo:
-        xdp, kernel = router.load(), router.load(router.PASS_SOURCE)
-        router.install(topo, kernel)                  # ports + XDP_PASS on the hosts' veth0
+        xdp, kernel = fib_router.load(), fib_router.load(fib_router.PASS_SOURCE)
+        fib_router.install(topo, kernel)                  # ports + XDP_PASS on the hosts' veth0
         variants = {"xdp": xdp, "kernel": kernel}
-        with router.ForwardingTest(topo, "h1", "h3", a.size) as f:
+        with fib_router.ForwardingTest(topo, "h1", "h3", a.size) as f:
             for i in range(a.rounds):
                 for name, prog in variants.items():
                     for h in topo.hosts:

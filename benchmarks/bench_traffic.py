@@ -21,8 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import xdplab                                      # noqa: E402
-from xdplab import _kernel, traffic                # noqa: E402
-from xdplab.topology import Topology               # noqa: E402
+from xdplab import kernel                # noqa: E402
+from xdplab.net import traffic
+from xdplab.net.topology import Topology               # noqa: E402
 
 RX = "05-testing-and-traffic/drop_discard.c"      # the program under test: drops UDP to port 9
 
@@ -31,7 +32,7 @@ def scapy_round(h, frame, n: int, raw: bool = False) -> float:
     """scapy ``sendp`` of the packet (what the lab would write), or -- the fastest Python
     can do per packet -- ``L2socket.send`` of the pre-built bytes."""
     from scapy.all import conf, sendp
-    sock = _kernel.run_in_netns(h.netns, conf.L2socket, iface=h.inside)
+    sock = kernel.run_in_netns(h.netns, conf.L2socket, iface=h.inside)
     try:
         data = bytes(frame)
         t0 = time.perf_counter()
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
     h = topo["h1"]
     frame = Ether(src=h.mac, dst=h.gw_mac) / IP(src=h.ipv4, dst=h.gw4) / UDP(sport=1024, dport=9) / Raw(b"x" * 18)
     try:
-        with xdplab.Program.from_file(Path(__file__).resolve().parent.parent / "bpf/solutions" / RX).load() as rx:
+        with xdplab.Program.from_file(xdplab.paths.lab_file("solutions") / RX).load() as rx:
             rx.attach(h.outside)
             gen = {64: [], 256: []}
             kns = {64: [], 256: []}

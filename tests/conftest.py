@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 import xdplab
-from xdplab import _kernel, server, topology
+from xdplab import kernel
+from xdplab.ui import server
+from xdplab.net import topology
 
 _ids = itertools.count(1)
 TEST_PREFIX = "xt"
@@ -108,7 +110,7 @@ def _test_leftovers() -> dict:
     left = {k: [n for n in v if ours.match(n)] for k, v in topology.leftovers("x").items()}
     for k, names in topology.leftovers(topology.DEFAULT_PREFIX).items():
         left[k] += [n for n in names if n not in _lab_at_start.get(k, [])]
-    with _kernel.ipr() as ip:
+    with kernel.ipr() as ip:
         left["xdp"] = sorted(l.get_attr("IFLA_IFNAME") for l in ip.get_links()
                              if l.get_attr("IFLA_XDP") and l.get_attr("IFLA_XDP").get_attr("IFLA_XDP_ATTACHED")
                              and not l.get_attr("IFLA_IFNAME").startswith(topology.DEFAULT_PREFIX))

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from xdplab import topology
+from xdplab.net import topology
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Fixture for tests on ``xdplab.topologies.RouterTopology`` (import it into a test module).
+"""Fixture for tests on ``xdplab.net.router_topology.RouterTopology`` (import it into a test module).
 
 Prefixes follow conftest's scheme (``xt<pid%100>...``), so its end-of-session leftover
 check covers router namespaces too."""
@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from xdplab.topologies import RouterTopology
+from xdplab.net.router_topology import RouterTopology
 
 _ids = itertools.count(1)
 

@@ -1,4 +1,4 @@
-"""AF_XDP sockets (xdplab.afxdp) on the real kernel: RX counts and bytes, TX echo,
+"""AF_XDP sockets (xdplab.net.afxdp) on the real kernel: RX counts and bytes, TX echo,
 XDP_STATISTICS, error cases, and a teardown that leaves no fd, mmap or program behind."""
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from xdplab import AttachError, CompileError, NotSupported, XDPLabError, _kernel
-from xdplab.afxdp import DESC, XSK, XSKError, redirect_program
+from xdplab import AttachError, CompileError, NotSupported, XDPLabError
+
+from xdplab import kernel
+from xdplab.net.afxdp import DESC, XSK, XSKError, redirect_program
 
 PORT = 4242
 HDR = 14 + 20 + 8          # Ethernet + IPv4 + UDP
@@ -27,7 +29,7 @@ def udp_prog():
 
 def udp_client(host):
     """A UDP socket living in the lab host's netns."""
-    s = _kernel.run_in_netns(host.netns, socket.socket, socket.AF_INET, socket.SOCK_DGRAM)
+    s = kernel.run_in_netns(host.netns, socket.socket, socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(1.0)
     return s
 
@@ -127,7 +129,7 @@ def test_batch_data_gathers_each_frame_even_at_the_umem_end():
     """Batch.data on a plain UMEM array: frames of different lengths, one of them in the
     last chunk, where a window as wide as the longest frame would run past the end."""
     from types import SimpleNamespace
-    from xdplab.afxdp import Batch
+    from xdplab.net.afxdp import Batch
     umem = np.arange(4 * 2048, dtype=np.uint32).astype(np.uint8)
     descs = np.array([(256, 100, 0), (2048 + 256, 40, 0), (4 * 2048 - 30, 30, 0)], DESC)
     d = Batch(SimpleNamespace(umem=umem), descs).data
@@ -172,7 +174,7 @@ def test_statistics_rx_ring_full_and_invalid_tx(topo, udp_prog):
         assert len(xsk.recv(40, timeout=0.2)) == 16
         # a TX descriptor pointing outside the UMEM is rejected and counted
         xsk.rings["tx"].put(np.array([(xsk.num_frames * xsk.frame_size, 60, 0)], DESC))
-        _kernel.xsk_kick(xsk.fd)
+        kernel.xsk_kick(xsk.fd)
         assert xsk.stats()["tx_invalid_descs"] == 1
         assert "rx_ring_full=24" in repr(xsk) and "XDP_STATISTICS" in xsk._repr_html_()
 
@@ -211,7 +213,7 @@ def test_errors_are_clear_and_leak_nothing(topo, udp_prog):
             xsk.redirect(mode="native", program=udp_prog)
         assert xsk.program is None
     assert len(os.listdir("/proc/self/fd")) == fds
-    assert _kernel.xdp_state(h.outside) == {} and _kernel.xdp_state("lo") == {}
+    assert kernel.xdp_state(h.outside) == {} and kernel.xdp_state("lo") == {}
 
 
 def test_close_releases_everything(topo, udp_prog):
@@ -222,7 +224,7 @@ def test_close_releases_everything(topo, udp_prog):
     n, maps = own_resources(xsk.fd)
     assert len(maps) == 4 and n > fds0                # four rings mapped
     inode = os.readlink(f"/proc/self/fd/{xsk.fd}")
-    assert _kernel.xdp_state(h.outside) == {"native": prog.id}
+    assert kernel.xdp_state(h.outside) == {"native": prog.id}
     view = xsk.recv_batch(1)                          # a batch outliving the socket
     plot = xsk.plot(interval=0.02)                    # live view: a thread reading the rings
     assert wait_for(lambda: len(plot.samples) >= 2)
@@ -233,7 +235,7 @@ def test_close_releases_everything(topo, udp_prog):
     assert "closed" in repr(xsk)
     assert len(os.listdir("/proc/self/fd")) == fds0
     assert not [l for l in open("/proc/self/maps") if inode in l]
-    assert _kernel.xdp_state(h.outside) == {}
+    assert kernel.xdp_state(h.outside) == {}
     with pytest.raises(XSKError, match="released"):
         view.data
     # the queue is free again: a new socket binds
@@ -243,20 +245,20 @@ def test_close_releases_everything(topo, udp_prog):
 
 
 def test_receiver_comparison_accounts_for_every_frame(topo):
-    """rxcompare.compare (lab 10 and benchmarks/bench_afxdp.py): each receiver gets frames
+    """receive_paths.compare (lab 10 and benchmarks/bench_afxdp.py): each receiver gets frames
     from the live-frames sender, and every frame the XDP program sent its way was received,
     dropped by the socket (and counted), or still queued when the trial ended."""
-    from xdplab import rxcompare
+    from xdplab.tools import receive_paths
     h = topo["h1"]
     cpus = os.sched_getaffinity(0)
-    r = rxcompare.compare(h, seconds=0.3, progress=False)
+    r = receive_paths.compare(h, seconds=0.3, progress=False)
     assert os.sched_getaffinity(0) == cpus                 # the pinning was undone
-    assert _kernel.xdp_state(h.outside) == {}               # nothing left attached
-    assert [t.receiver for t in r.trials] == list(rxcompare.RECEIVERS)
+    assert kernel.xdp_state(h.outside) == {}               # nothing left attached
+    assert [t.receiver for t in r.trials] == list(receive_paths.RECEIVERS)
     for t in r.trials:
         assert t.received > 0 and 0 < t.cpu <= t.seconds + 0.05, t
         missing = t.offered - t.received - t.drops - t.queued
-        if t.receiver in rxcompare.AF_XDP:
+        if t.receiver in receive_paths.AF_XDP:
             assert missing == 0, t
         else:
             # AF_PACKET also sees frames no XDP verdict counted (the root netns's own
@@ -264,7 +266,7 @@ def test_receiver_comparison_accounts_for_every_frame(topo):
             assert -20 <= missing <= 0, t
     assert r.ratio("af_xdp batch") == r.pps("af_xdp batch") / r.pps("af_packet")
     text, html = str(r), r._repr_html_()
-    assert all(name in text and name in html for name in rxcompare.RECEIVERS)
+    assert all(name in text and name in html for name in receive_paths.RECEIVERS)
     assert "AF_PACKET" in html and r.plot() is not None
     with pytest.raises(XDPLabError, match="unknown receiver"):
-        rxcompare.compare(h, receivers=("af_xdp turbo",))
+        receive_paths.compare(h, receivers=("af_xdp turbo",))

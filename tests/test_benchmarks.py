@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from xdplab import topology
+from xdplab.net import topology
 
 ROOT = Path(__file__).resolve().parent.parent
 

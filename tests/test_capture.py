@@ -7,8 +7,8 @@ import pytest
 from scapy.all import ICMP, IP, UDP, Ether, rdpcap
 
 import xdplab
-from xdplab import _kernel
-from xdplab.capture import Capture, cbpf, cbpf_to_c
+from xdplab import kernel
+from xdplab.programs.capture import Capture, cbpf, cbpf_to_c
 
 from .helpers import ipv4_program
 
@@ -60,7 +60,7 @@ def test_lost_samples_are_counted():
                        capture=Capture(snaplen=128, pages=1))
     cap = prog.capture()
     frame = bytes(Ether() / IP() / UDP() / (b"q" * 100))
-    _kernel.prog_test_run(prog.fd, frame, repeat=20000)
+    kernel.prog_test_run(prog.fd, frame, repeat=20000)
     cap.flush()
     s = cap.stats()
     assert s["seen"] == 20000 and s["samples"] == 40000
@@ -82,7 +82,7 @@ def test_filter_translation_matches_libpcap():
               Ether() / IP() / TCP(sport=1000, dport=81),
               Ether() / IPv6() / UDP(sport=53, dport=1000)]      # match
     for f in frames:
-        _kernel.prog_test_run(prog.fd, bytes(f) + b"\0" * 20)
+        kernel.prog_test_run(prog.fd, bytes(f) + b"\0" * 20)
     cap.flush()
     assert cap.stats()["matched"] == 4
     assert "goto" in cbpf_to_c(cbpf(expr))

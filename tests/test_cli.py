@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from xdplab import topology
+from xdplab.net import topology
 
 from .helpers import ROOT
 
@@ -29,8 +29,8 @@ def test_doctor_passes_on_this_machine():
 
 
 def test_doctor_exits_nonzero_on_a_failing_check():
-    from xdplab import health
-    report = health.run([health.check_kernel, lambda: health.Check("x", health.FAIL, "broken", "fix it")])
+    from xdplab.ui import doctor
+    report = doctor.run([doctor.check_kernel, lambda: doctor.Check("x", doctor.FAIL, "broken", "fix it")])
     assert not report.ok and "fix: fix it" in str(report) and "FAIL" in report._repr_html_()
 
 

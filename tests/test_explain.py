@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 import xdplab
-from xdplab import _kernel, explain
+from xdplab import kernel
+from xdplab.programs import explain
 from xdplab.errors import CompileError, VerifierError
-from xdplab.program import Program
+from xdplab.programs.program import Program
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.c"))
 
@@ -27,19 +28,19 @@ def xdp_prog_ids(name: str) -> set[int]:
     processes may load XDP programs meanwhile, so the name tells ours apart)."""
     ids, start = set(), 0
     while True:
-        attr = _kernel._attr("=II", start, 0)
+        attr = kernel._attr("=II", start, 0)
         try:
-            _kernel.bpf(_kernel.BPF_PROG_GET_NEXT_ID, attr, "PROG_GET_NEXT_ID")
+            kernel.bpf(kernel.BPF_PROG_GET_NEXT_ID, attr, "PROG_GET_NEXT_ID")
         except OSError:
             return ids
         start = struct.unpack_from("=I", attr, 4)[0]
         try:
-            fd = _kernel.bpf(_kernel.BPF_PROG_GET_FD_BY_ID, _kernel._attr("=I", start))
+            fd = kernel.bpf(kernel.BPF_PROG_GET_FD_BY_ID, kernel._attr("=I", start))
         except OSError:
             continue
         try:
-            info = _kernel.prog_info(fd)
-            if info["type"] == _kernel.BPF_PROG_TYPE_XDP and info["name"] == name[:15]:
+            info = kernel.prog_info(fd)
+            if info["type"] == kernel.BPF_PROG_TYPE_XDP and info["name"] == name[:15]:
                 ids.add(start)
         finally:
             import os
@@ -92,7 +93,7 @@ def test_magic_shows_html_and_attaches_nothing(topo, monkeypatch):
         shell.run_cell_magic("xdp", f"--dev {dev}", src)
     assert info.value.shown and info.value.key == "packet-bounds"
     assert shown and "eth-&gt;h_proto" in shown[0].data and "<details" in shown[0].data
-    assert _kernel.xdp_state(dev) == {}
+    assert kernel.xdp_state(dev) == {}
 
 
 def test_plain_text_outside_a_notebook(capsys):

@@ -7,21 +7,23 @@ import os
 import pytest
 
 import xdplab
-from xdplab import _kernel, features, redirect
+from xdplab import kernel
+from xdplab.net import drivers
+from xdplab.net import redirect
 from xdplab.errors import NotSupported
 
 
 @pytest.fixture(autouse=True)
 def needs_netdev_family():
     try:
-        _kernel.netdev_dev_get(1)
+        kernel.netdev_dev_get(1)
     except NotSupported as e:
         pytest.skip(str(e))          # names Linux >= 6.3
 
 
 def test_veth_flags_both_ends(topo):
     h1 = topo["h1"]
-    t = features.table([h1])
+    t = drivers.table([h1])
     outside, inside = t.rows
     assert (outside.ifname, outside.netns) == (h1.outside, None)
     assert (inside.ifname, inside.netns) == (h1.inside, h1.netns)
@@ -41,44 +43,44 @@ def test_veth_flags_both_ends(topo):
 
 def test_ndo_xmit_follows_the_peer_program(topo):
     h2 = topo["h2"]
-    t = features.peer_program_effect(h2)
+    t = drivers.peer_program_effect(h2)
     without, with_peer = t.rows
     assert without.ndo_xmit is False and with_peer.ndo_xmit is True
     assert with_peer.ndo_xmit_sg is True
     assert 'background:#fff3b0' in t._repr_html_()           # the change is highlighted
     assert redirect.peer_programs(h2) == {}                  # removed again
-    assert features.query(h2).ndo_xmit is False
+    assert drivers.query(h2).ndo_xmit is False
     # and the redirect check agrees with the flag
     assert "PEER" in redirect.check_target(h2)[0]
     with redirect.ensure_peer_program(h2):
-        assert features.query(h2).ndo_xmit and redirect.check_target(h2) == []
+        assert drivers.query(h2).ndo_xmit and redirect.check_target(h2) == []
 
 
 def test_tun_and_tap():
     tag = f"xt{os.getpid() % 100}"
-    with features.tuntap(f"{tag}-tap", "tap") as tap, features.tuntap(f"{tag}-tun", "tun") as tun:
-        ftap, ftun = features.query(tap), features.query(tun)
+    with drivers.tuntap(f"{tag}-tap", "tap") as tap, drivers.tuntap(f"{tag}-tun", "tun") as tun:
+        ftap, ftun = drivers.query(tap), drivers.query(tun)
         assert ftap.driver == ftun.driver == "tun" and ftap.kind == "tun"
         # tun.c: only IFF_TAP devices declare BASIC | REDIRECT | NDO_XMIT
         assert ftap.xdp == {"basic", "redirect", "ndo-xmit"}
         assert ftun.xdp == frozenset() and ftun.missing()[0].name == "basic"
         # the fallback probe agrees with the flags
-        assert features.probe_native(tap) is True
-        assert features.probe_native(tun) is False
-        assert _kernel.xdp_state(tap) == {} and _kernel.xdp_state(tun) == {}
-    assert not _kernel.ifindex(tap) and not _kernel.ifindex(tun)
+        assert drivers.probe_native(tap) is True
+        assert drivers.probe_native(tun) is False
+        assert kernel.xdp_state(tap) == {} and kernel.xdp_state(tun) == {}
+    assert not kernel.ifindex(tap) and not kernel.ifindex(tun)
 
 
 def test_default_route_device_is_read_only():
-    uplinks = sorted(_kernel.default_route_ifnames())
+    uplinks = sorted(kernel.default_route_ifnames())
     if not uplinks:
         pytest.skip("no interface with a default route here")
     dev = uplinks[0]
-    before = _kernel.xdp_state(dev)
-    f = features.query(dev)
+    before = kernel.xdp_state(dev)
+    f = drivers.query(dev)
     assert f.xdp is not None and f.driver
-    assert features.probe_native(dev) is None                 # never attached to
-    assert _kernel.xdp_state(dev) == before
+    assert drivers.probe_native(dev) is None                 # never attached to
+    assert kernel.xdp_state(dev) == before
     if f.driver == "virtio_net":
         # virtio_net: native XDP, redirect and multi-buffer RX; ndo-xmit only while a
         # program is attached (its XDP TX queues exist only then)
@@ -87,29 +89,29 @@ def test_default_route_device_is_read_only():
 
 
 def test_legend_covers_every_flag():
-    df = features.legend()
-    assert set(df.index) == set(features.ALL_FLAGS)
-    assert all(df.loc[f.name, "when missing"] for f in features.XDP_FLAGS)
+    df = drivers.legend()
+    assert set(df.index) == set(drivers.ALL_FLAGS)
+    assert all(df.loc[f.name, "when missing"] for f in drivers.XDP_FLAGS)
 
 
 def test_missing_family_raises_not_supported_naming_the_kernel():
     # a family this kernel does not have: the same path as 'netdev' on Linux < 6.3
     with pytest.raises(NotSupported, match=r"needs Linux >= 6\.3"):
-        _kernel.netdev_dev_get(1, family="xdplab-nonexistent")
+        kernel.netdev_dev_get(1, family="xdplab-nonexistent")
 
 
 def test_unknown_flags_render_as_unknown():
     msg = "the netdev generic netlink family (XDP feature flags) is not supported here (needs Linux >= 6.3)"
-    f = features.Features("old0", None, 7, "e1000e", "-", 1, 1, xdp=None, error=msg,
+    f = drivers.Features("old0", None, 7, "e1000e", "-", 1, 1, xdp=None, error=msg,
                           probed={"basic": True})
     assert f.has("ndo-xmit") is None and f.basic is True      # the probe filled in 'basic'
-    html = features.FeatureTable([f])._repr_html_()
+    html = drivers.FeatureTable([f])._repr_html_()
     assert "needs Linux &gt;= 6.3" in html and ">?<" in html
     assert "unknown" in repr(f)
 
 
 def test_tuntap_refuses_an_existing_name(topo):
     with pytest.raises(xdplab.XDPLabError, match="exists already"):
-        with features.tuntap(topo["h1"].outside):
+        with drivers.tuntap(topo["h1"].outside):
             pass
     assert topo["h1"].ifindex                                  # still there

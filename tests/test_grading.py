@@ -3,8 +3,10 @@ fail exactly the items they get wrong, and the report says which."""
 import pytest
 from scapy.layers.inet import IP, UDP
 
-from xdplab import _kernel, grading
-from xdplab.grading import SOLUTIONS
+from xdplab import kernel
+
+from xdplab.tools import grading
+from xdplab.tools.grading import SOLUTIONS
 
 from .helpers import DROP_UDP9
 
@@ -66,7 +68,7 @@ def test_reference_solution_passes_including_live(lab, topo):
     assert any(i.kind == "live" and i.status == "pass" for i in report.items), "live checks ran"
     assert report.program == "the reference solution"
     grader = f"{topo.prefix}{grading.GRADER_HOST}"
-    assert _kernel.xdp_state(grader) == {}, "the grader detaches what it attached"
+    assert kernel.xdp_state(grader) == {}, "the grader detaches what it attached"
 
 
 def test_solutions_are_where_the_registry_says():
@@ -152,7 +154,7 @@ def test_lab11_reads_the_metadata_back_from_prog_run(topo):
     """Lab 11's items read the metadata a run left in front of the frame: no metadata at
     all (PASS_ALL) or 4 bytes of another layout (META_XDP) fail the protocol items and
     nothing else; the reference passes, live too."""
-    from xdplab.smoke import META_XDP
+    from xdplab.dev.smoke import META_XDP
     r = grading.check_lab("11", PASS_ALL, live=False)
     stamped = [i for i in r.items if i.name.startswith("... stamped")]
     assert failed(r) == {i.name for i in stamped} and len(stamped) == 6

@@ -2,7 +2,7 @@
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from xdplab import _kernel
+from xdplab import kernel
 from xdplab.errors import AttachError, CompileError, VerifierError, XDPLabError
 
 pytestmark = pytest.mark.kernel
@@ -25,11 +25,11 @@ def test_cell_attaches_and_binds_program_and_rerun_swaps(ip, topo):
     h1 = topo["h1"]
     assert cell(ip, f"--dev {h1.outside}", "int first(struct xdp_md *ctx) { return XDP_PASS; }") is None
     prog = ip.user_ns["first"]
-    assert _kernel.xdp_state(h1.outside) == {"native": prog.id}
+    assert kernel.xdp_state(h1.outside) == {"native": prog.id}
     assert cell(ip, f"--dev {h1.outside} --name first", "int first(struct xdp_md *ctx) { return XDP_DROP; }") is None
     new = ip.user_ns["first"]
     assert new is not prog and prog._closed, "the replaced program is released"
-    assert _kernel.xdp_state(h1.outside) == {"native": new.id}
+    assert kernel.xdp_state(h1.outside) == {"native": new.id}
     assert h1.ping(h1.gw4, count=2, interval=0.05, timeout=0.3) == 0
     new.close()
 
@@ -37,7 +37,7 @@ def test_cell_attaches_and_binds_program_and_rerun_swaps(ip, topo):
 def test_generic_mode_and_name(ip, topo):
     h2 = topo["h2"]
     assert cell(ip, f"--dev {h2.outside} --mode generic --name g", "int p(struct xdp_md *ctx) { return XDP_PASS; }") is None
-    assert _kernel.xdp_state(h2.outside) == {"generic": ip.user_ns["g"].id}
+    assert kernel.xdp_state(h2.outside) == {"generic": ip.user_ns["g"].id}
     ip.user_ns["g"].close()
 
 
@@ -55,4 +55,4 @@ def test_bad_input_is_a_short_error_and_leaves_nothing_attached(ip, topo, line, 
     err = cell(ip, line.format(dev=dev), body)
     assert isinstance(err, exc) and text in str(err)
     assert len(err._render_traceback_()) == 1, "shown as a message, not a traceback"
-    assert _kernel.xdp_state(dev) == {}
+    assert kernel.xdp_state(dev) == {}

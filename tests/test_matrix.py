@@ -14,8 +14,8 @@ import threading
 
 import pytest
 
-from xdplab import matrix
-from xdplab.matrix import GuestRun
+from xdplab.dev import matrix
+from xdplab.dev.matrix import GuestRun
 
 pytestmark = pytest.mark.kernel
 

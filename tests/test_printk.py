@@ -7,7 +7,8 @@ import time
 from scapy.all import IP, UDP, Ether
 
 import xdplab
-from xdplab import _kernel, printk
+from xdplab import kernel
+from xdplab.programs import printk
 
 SRC = r"""
 int {name}(struct xdp_md *ctx)
@@ -25,8 +26,8 @@ def test_each_program_gets_its_own_lines():
     sa, sb = a.printk(), b.printk()
     assert (printk.TRACEFS / "instances" / f"xdplab-{os.getpid()}").is_dir()
     frame = bytes(Ether() / IP() / UDP() / (b"x" * 58))
-    _kernel.prog_test_run(a.fd, frame, repeat=3)
-    _kernel.prog_test_run(b.fd, frame[:60])
+    kernel.prog_test_run(a.fd, frame, repeat=3)
+    kernel.prog_test_run(b.fd, frame[:60])
     assert sa.wait(3) == ["pa saw 100 bytes"] * 3
     assert sb.wait(1) == ["pb saw 60 bytes"]
     time.sleep(0.2)

@@ -5,7 +5,7 @@ import time
 import pytest
 
 import xdplab
-from xdplab import _kernel
+from xdplab import kernel
 from xdplab.errors import AttachError, CompileError, VerifierError
 
 from .helpers import DROP_ICMP, PASS_PROG, attach_in_child
@@ -17,13 +17,13 @@ def test_pass_program_counts_pings(topo):
     h1 = topo["h1"]
     with xdplab.load(PASS_PROG) as prog:
         link = prog.attach(h1.outside)
-        assert _kernel.xdp_state(h1.outside) == {"native": prog.id}
+        assert kernel.xdp_state(h1.outside) == {"native": prog.id}
         assert h1.ping(h1.gw4, count=4, interval=0.05) == 4
         c = prog.counters()
         assert c["PASS"] >= 4 and c["DROP"] == 0
         assert c.bytes["PASS"] >= 4 * 98          # an ICMP echo frame is 98 bytes
         assert link.attached
-    assert _kernel.xdp_state(h1.outside) == {}, "closing the program must detach it"
+    assert kernel.xdp_state(h1.outside) == {}, "closing the program must detach it"
 
 
 def test_drop_icmp_drops_exactly_the_pings(topo):
@@ -38,7 +38,7 @@ def test_generic_mode_attaches_as_skb_mode(topo):
     h1 = topo["h1"]
     with xdplab.load(DROP_ICMP) as prog:
         prog.attach(h1.outside, mode="generic")
-        assert _kernel.xdp_state(h1.outside) == {"generic": prog.id}
+        assert kernel.xdp_state(h1.outside) == {"generic": prog.id}
         assert h1.ping(h1.gw4, count=2, interval=0.05, timeout=0.3) == 0
 
 
@@ -49,13 +49,13 @@ def test_reattach_swaps_program_on_the_same_link(topo):
     second = xdplab.load(DROP_ICMP)
     link2 = second.attach(h1.outside)
     assert link2 is link and link.program is second and not first.links
-    assert _kernel.xdp_state(h1.outside) == {"native": second.id}
-    assert _kernel.xdp_link_ids(h1.ifindex) == [link.id], "still one link: updated, not replaced"
+    assert kernel.xdp_state(h1.outside) == {"native": second.id}
+    assert kernel.xdp_link_ids(h1.ifindex) == [link.id], "still one link: updated, not replaced"
     assert h1.ping(h1.gw4, count=2, interval=0.05, timeout=0.3) == 0
     first.close()
     assert link.attached, "closing the old program must not detach the link now owned by the new one"
     second.close()
-    assert _kernel.xdp_state(h1.outside) == {}
+    assert kernel.xdp_state(h1.outside) == {}
 
 
 def test_detach_then_attach_elsewhere(topo):
@@ -63,19 +63,19 @@ def test_detach_then_attach_elsewhere(topo):
     with xdplab.load(PASS_PROG) as prog:
         prog.attach(h1.outside)
         prog.detach()
-        assert _kernel.xdp_state(h1.outside) == {}
+        assert kernel.xdp_state(h1.outside) == {}
         prog.attach(h2.outside)
-        assert _kernel.xdp_state(h2.outside) == {"native": prog.id}
+        assert kernel.xdp_state(h2.outside) == {"native": prog.id}
 
 
 def test_refuses_default_route_interface():
-    dev = sorted(_kernel.default_route_ifnames())
+    dev = sorted(kernel.default_route_ifnames())
     if not dev:
         pytest.skip("this machine has no default route")
     with xdplab.load(PASS_PROG) as prog:
         with pytest.raises(AttachError, match="default route"):
             prog.attach(dev[0])
-        assert _kernel.xdp_state(dev[0]) == {}
+        assert kernel.xdp_state(dev[0]) == {}
 
 
 def test_refuses_unknown_interface_and_bad_mode(topo):
@@ -94,9 +94,9 @@ def test_refuses_program_of_another_process_unless_replace(topo):
         with xdplab.load(DROP_ICMP) as prog:
             with pytest.raises(AttachError, match="not attached by this process"):
                 prog.attach(h1.outside)
-            assert _kernel.xdp_state(h1.outside) == {"native": child.prog_id}
+            assert kernel.xdp_state(h1.outside) == {"native": child.prog_id}
             prog.attach(h1.outside, replace=True)
-            assert _kernel.xdp_state(h1.outside) == {"native": prog.id}
+            assert kernel.xdp_state(h1.outside) == {"native": prog.id}
     finally:
         child.kill()
         child.wait()
@@ -105,13 +105,13 @@ def test_refuses_program_of_another_process_unless_replace(topo):
 def test_kill_9_of_owner_detaches_its_program(topo):
     h1 = topo["h1"]
     child = attach_in_child(h1.outside, DROP_ICMP)
-    assert _kernel.xdp_state(h1.outside) == {"native": child.prog_id}
+    assert kernel.xdp_state(h1.outside) == {"native": child.prog_id}
     child.send_signal(signal.SIGKILL)
     child.wait()
     deadline = time.monotonic() + 5
-    while _kernel.xdp_state(h1.outside) and time.monotonic() < deadline:
+    while kernel.xdp_state(h1.outside) and time.monotonic() < deadline:
         time.sleep(0.05)        # the kernel releases the link when the fd table goes
-    assert _kernel.xdp_state(h1.outside) == {}
+    assert kernel.xdp_state(h1.outside) == {}
     assert h1.ping(h1.gw4, count=1) == 1
 
 
@@ -119,23 +119,23 @@ def test_netlink_attached_program_is_refused_then_replaced(topo):
     """A program attached the old way (netlink, e.g. by `ip link set xdp`) is not ours."""
     h1 = topo["h1"]
     other = xdplab.load(PASS_PROG)
-    with _kernel.ipr() as ip:
-        ip.link("set", index=h1.ifindex, xdp_fd=other.fd, xdp_flags=_kernel.XDP_FLAGS_DRV_MODE)
+    with kernel.ipr() as ip:
+        ip.link("set", index=h1.ifindex, xdp_fd=other.fd, xdp_flags=kernel.XDP_FLAGS_DRV_MODE)
     try:
         with xdplab.load(DROP_ICMP) as prog:
             with pytest.raises(AttachError):
                 prog.attach(h1.outside)
             prog.attach(h1.outside, replace=True)
-            assert _kernel.xdp_state(h1.outside) == {"native": prog.id}
+            assert kernel.xdp_state(h1.outside) == {"native": prog.id}
     finally:
         other.close()
-    assert _kernel.xdp_state(h1.outside) == {}
+    assert kernel.xdp_state(h1.outside) == {}
 
 
 def test_compile_error_attaches_nothing(topo):
     with pytest.raises(CompileError, match="line 2"):
         xdplab.load("int bad(struct xdp_md *ctx) {\n  return nope;\n}")
-    assert _kernel.xdp_state(topo["h1"].outside) == {}
+    assert kernel.xdp_state(topo["h1"].outside) == {}
 
 
 def test_verifier_error_names_line_and_attaches_nothing(topo):
@@ -144,7 +144,7 @@ def test_verifier_error_names_line_and_attaches_nothing(topo):
         xdplab.load(src)
     assert e.value.line == 3 and e.value.explanation.key == "packet-bounds"
     assert "invalid access to packet" in e.value.log
-    assert _kernel.xdp_state(topo["h1"].outside) == {}
+    assert kernel.xdp_state(topo["h1"].outside) == {}
 
 
 def test_keyboard_interrupt_inside_with_block_detaches(topo):
@@ -153,7 +153,7 @@ def test_keyboard_interrupt_inside_with_block_detaches(topo):
         with xdplab.load(PASS_PROG) as prog:
             prog.attach(h1.outside)
             raise KeyboardInterrupt
-    assert _kernel.xdp_state(h1.outside) == {}
+    assert kernel.xdp_state(h1.outside) == {}
 
 
 def test_maps_read_as_dict_numpy_and_dataframe(topo):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from xdplab import qos
+from xdplab.tools import qos
 
 from .routing_fixtures import router_factory  # noqa: F401  (fixture)
 

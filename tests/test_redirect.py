@@ -9,7 +9,8 @@ import pytest
 from scapy.all import ICMP, IP, UDP
 
 import xdplab
-from xdplab import _kernel, redirect
+from xdplab import kernel
+from xdplab.net import redirect
 from xdplab.errors import XDPLabError
 
 SOL = "solutions/06-redirect"
@@ -48,7 +49,7 @@ def test_xdp_tx_echo_needs_peer_then_answers(topo):
 def test_lab06_exercise_grading(topo):
     """The lab's exercise checks: the reference solution passes (crafted packets and ping -6
     on the grader's host, whose peer gets a program), a plain bounce does not."""
-    from xdplab import grading
+    from xdplab.tools import grading
     report = grading.check_lab("06", topo=topo)
     assert report.passed, report
     assert any(i.kind == "live" for i in report.items)
@@ -65,7 +66,7 @@ def test_lab06_exercise_grading(topo):
 def test_devmap_redirect_with_egress_program(topo):
     h1, h2 = topo["h1"], topo["h2"]
     fwd = xdplab.Program.from_file(f"{SOL}/devmap_fwd.c").load()
-    egress = redirect.load_egress(open(xdplab.program.BPF_DIR / SOL / "egress_filter.c").read())
+    egress = redirect.load_egress(open(xdplab.paths.LAB_BPF / SOL / "egress_filter.c").read())
     fwd["macs"][0] = redirect.mac_u64(h2.mac)
     fwd["macs"][1] = redirect.mac_u64(h2.gw_mac)
     with pytest.warns(redirect.RedirectWarning, match="PEER"):
@@ -96,10 +97,10 @@ def test_devmap_set_refuses_what_the_kernel_would(topo):
     """Map entries checked against the map's layout and the kernel's rules (raw maps and a
     raw program: no compile needed)."""
     h2 = topo["h2"]
-    small = _kernel.map_create(redirect.BPF_MAP_TYPE_DEVMAP, 4, 4, 4)        # BPF_DEVMAP
-    with_prog = _kernel.map_create(redirect.BPF_MAP_TYPE_DEVMAP_HASH, 4, 8, 4)
+    small = kernel.map_create(redirect.BPF_MAP_TYPE_DEVMAP, 4, 4, 4)        # BPF_DEVMAP
+    with_prog = kernel.map_create(redirect.BPF_MAP_TYPE_DEVMAP_HASH, 4, 8, 4)
     plain = redirect.PeerProgram.__new__(redirect.PeerProgram)
-    plain.fd = _kernel.prog_load_xdp(redirect.XDP_PASS_INSNS)
+    plain.fd = kernel.prog_load_xdp(redirect.XDP_PASS_INSNS)
     try:
         assert redirect.devmap_set(small, 1, h2.outside, check=False)["ifindex"] == h2.ifindex
         with pytest.raises(XDPLabError, match="no room for an egress program"):
@@ -138,11 +139,11 @@ def test_devmap_hash_keyed_by_ifindex(topo):
     """BPF_DEVMAP_HASH (created by redirect.load, since BCC cannot) keyed by the target's
     ifindex: a sparse key no array devmap of sane size could hold."""
     h1, h2 = topo["h1"], topo["h2"]
-    src = (xdplab.program.BPF_DIR / SOL / "devmap_fwd.c").read_text()
+    src = (xdplab.paths.LAB_BPF / SOL / "devmap_fwd.c").read_text()
     src = src.replace("BPF_DEVMAP_PROG(tx_port, 8)", "BPF_DEVMAP_HASH(tx_port, 8)")
     src = src.replace("redirect_map(0, 0)", "redirect_map(TARGET, 0)")
     fwd = redirect.load(src, cflags=(f"-DTARGET={h2.ifindex}",))
-    assert _kernel.map_info(fwd["tx_port"].table.map_fd)["type"] == redirect.BPF_MAP_TYPE_DEVMAP_HASH
+    assert kernel.map_info(fwd["tx_port"].table.map_fd)["type"] == redirect.BPF_MAP_TYPE_DEVMAP_HASH
     fwd["macs"][0] = redirect.mac_u64(h2.mac)
     fwd["macs"][1] = redirect.mac_u64(h2.gw_mac)
     redirect.ensure_peer_program(h2)

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from xdplab import router
-from xdplab.redirect import ensure_peer_program
+from xdplab.tools import fib_router
+from xdplab.net.redirect import ensure_peer_program
 
 from .routing_fixtures import router_factory, router_factory_module  # noqa: F401  (fixtures)
 
@@ -14,8 +14,8 @@ from .routing_fixtures import router_factory, router_factory_module  # noqa: F40
 @pytest.fixture(scope="module")
 def _routed(router_factory_module):
     t = router_factory_module()
-    r = router.load()
-    router.install(t, r)
+    r = fib_router.load()
+    fib_router.install(t, r)
     return t, r
 
 
@@ -39,7 +39,7 @@ def test_h1_reaches_h3_through_xdp_not_through_the_kernel(routed):
     assert h1.ping(h3.ipv6, count=3) == 3
     c = r.counters()
     assert c["REDIRECT"] >= 12                       # 6 requests + 6 replies, v4 and v6
-    assert router.fib_results(r)["SUCCESS"] == c["REDIRECT"]
+    assert fib_router.fib_results(r)["SUCCESS"] == c["REDIRECT"]
     assert t.snmp()["ForwDatagrams"] == fwd0         # the kernel forwarded none of them
 
 
@@ -64,8 +64,8 @@ def test_ttl_decremented_macs_rewritten_checksum_right(routed):
 
 def test_without_the_peer_program_redirected_frames_vanish(router_factory):
     t = router_factory(hosts=("h1", "h2"))
-    r = router.load()
-    router.install(t, r, peers=False)                 # no XDP on the hosts' veth0
+    r = fib_router.load()
+    fib_router.install(t, r, peers=False)                 # no XDP on the hosts' veth0
     assert t["h1"].ping(t["h2"].ipv4, count=2, timeout=0.5) == 0
     assert r.counters()["REDIRECT"] >= 2              # the program did its part
     ensure_peer_program(t["h2"])
@@ -78,7 +78,7 @@ def test_no_neighbour_falls_back_to_the_kernel(routed):
     h1, h3 = t["h1"], t["h3"]
     t.run(f"ip neigh del {h3.ipv4} dev {h3.outside}")
     assert h1.ping(h3.ipv4, count=3) >= 2             # the first one waits for ARP
-    res = router.fib_results(r)
+    res = fib_router.fib_results(r)
     assert res.get("NO_NEIGH", 0) >= 1                # ... passed up, the kernel resolved it
     assert res["SUCCESS"] >= 3                        # later ones took the fast path
     assert h3.mac in t.run(f"ip neigh show {h3.ipv4}").stdout   # learnt by ARP again
@@ -88,7 +88,7 @@ def test_forwarding_off_means_fib_lookup_refuses(routed):
     t, r = routed
     t.forwarding(False)
     assert t["h1"].ping(t["h2"].ipv4, count=1, timeout=0.5) == 0
-    assert router.fib_results(r).get("FWD_DISABLED", 0) >= 1
+    assert fib_router.fib_results(r).get("FWD_DISABLED", 0) >= 1
     assert r.counters()["REDIRECT"] == 0
 
 

@@ -1,12 +1,13 @@
-"""TC programs (hook="tc", xdplab.tc) on the real kernel: tcx links, XDP metadata read
+"""TC programs (hook="tc", xdplab.programs.tc) on the real kernel: tcx links, XDP metadata read
 in TC, the swap on re-run, and refusals."""
 from __future__ import annotations
 
 import pytest
 
 import xdplab
-from xdplab import AttachError, CompileError, _kernel
-from xdplab.smoke import META_TC as COUNT_TC, META_XDP as STAMP_XDP      # the matrix runs them too
+from xdplab import AttachError, CompileError
+from xdplab import kernel
+from xdplab.dev.smoke import META_TC as COUNT_TC, META_XDP as STAMP_XDP      # the matrix runs them too
 
 
 def test_tc_sees_the_metadata_xdp_wrote(topo):
@@ -28,7 +29,7 @@ def test_tc_sees_the_metadata_xdp_wrote(topo):
         # with XDP stamping, every skb TC saw carried the metadata: the pings, and any
         # IPv6 control frame that came by meanwhile
         assert s2[1] - s1.get(1, 0) == s2[0] - s1[0] >= 5 and passed >= 5
-    assert _kernel.xdp_state(h.outside) == {}
+    assert kernel.xdp_state(h.outside) == {}
 
 
 def test_rerun_swaps_in_one_link_and_close_detaches(topo):
@@ -65,7 +66,7 @@ def test_tc_errors_are_clear():
             tc.attach("lo", "sideways")
         with pytest.raises(AttachError, match="no interface"):
             tc.attach("xdplab-nope")
-        route = sorted(_kernel.default_route_ifnames())
+        route = sorted(kernel.default_route_ifnames())
         if route:
             with pytest.raises(AttachError, match="default route"):
                 tc.attach(route[0])

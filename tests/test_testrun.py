@@ -7,7 +7,7 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
 
 import xdplab
-from xdplab import testrun
+from xdplab.programs import prog_run
 from xdplab.errors import XDPLabError
 
 from .helpers import DROP_ICMP
@@ -115,7 +115,7 @@ def test_metadata_in_front_of_the_packet(rewrite):
 def test_metadata_the_program_writes_is_apart_from_the_packet():
     """The output of a run starts at data_meta: the metadata the program grew is split off
     into ``r.meta`` and the frame stays the frame."""
-    from xdplab.smoke import META_XDP                 # grows 4 bytes, writes a magic there
+    from xdplab.dev.smoke import META_XDP                 # grows 4 bytes, writes a magic there
     with xdplab.load(META_XDP) as p:
         r = p.run(udp())
         assert r.action == "XDP_PASS" and r.data == r.data_in and not r.modified
@@ -133,19 +133,19 @@ def test_errors():
     with pytest.raises(XDPLabError, match="closed"):
         fd_closed.run(udp())
     with pytest.raises(TypeError):
-        testrun.run("not a program", udp())
+        prog_run.run("not a program", udp())
 
 
 def test_expect_passes_and_fails_readably():
     with xdplab.load(DROP_ICMP) as p:
-        testrun.expect(p, IP(dst="10.0.0.1") / ICMP(), "drop")
-        testrun.expect(p, udp(), "XDP_PASS", output=udp())
-        testrun.expect(p, udp(), "pass", output=lambda pkt: pkt[UDP].dport == 9)
+        prog_run.expect(p, IP(dst="10.0.0.1") / ICMP(), "drop")
+        prog_run.expect(p, udp(), "XDP_PASS", output=udp())
+        prog_run.expect(p, udp(), "pass", output=lambda pkt: pkt[UDP].dport == 9)
         with pytest.raises(AssertionError, match=r"expected XDP_PASS, got XDP_DROP\n  packet: .*ICMP"):
-            testrun.expect(p, IP(dst="10.0.0.1") / ICMP(), "XDP_PASS")
+            prog_run.expect(p, IP(dst="10.0.0.1") / ICMP(), "XDP_PASS")
         wrong_ttl = udp()
         wrong_ttl[IP].ttl = 1
         with pytest.raises(AssertionError, match="IP.ttl: expected 1, got 64"):
-            testrun.expect(p, udp(), "pass", output=wrong_ttl)
+            prog_run.expect(p, udp(), "pass", output=wrong_ttl)
     with pytest.raises(ValueError):
-        testrun.normalize_action("XDP_MAYBE")
+        prog_run.normalize_action("XDP_MAYBE")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from xdplab import topology
-from xdplab.topologies import RouterTopology, parse_rate, parse_size
+from xdplab.net import topology
+from xdplab.net.router_topology import RouterTopology, parse_rate, parse_size
 
 from .routing_fixtures import router_factory  # noqa: F401  (fixture)
 
@@ -52,15 +52,15 @@ def test_up_is_idempotent_and_down_removes_everything(router_factory):
 
 def test_shaped_link_queues_and_drops_the_kernel_path(router_factory):
     from scapy.layers.inet import IP, UDP
-    from xdplab import router
+    from xdplab.tools import fib_router
     t = router_factory(hosts=("h1", "h2"))
     st0 = t.shape("h2", "10mbit", burst="10kb", latency_ms=5)
     assert st0["kind"] == "tbf"
     h1, h2 = t["h1"], t["h2"]
-    passer = router.load(router.PASS_SOURCE)
+    passer = fib_router.load(fib_router.PASS_SOURCE)
     t.attach(passer, "h1")                        # the generator's frames need XDP on the peer
     n = 3000                                      # 3 MB at line rate into a 10 Mbit/s link
-    with router.generator(IP(src=h1.ipv4, dst=h2.ipv4) / UDP(dport=9) / (b"x" * 972), h1) as g:
+    with fib_router.generator(IP(src=h1.ipv4, dst=h2.ipv4) / UDP(dport=9) / (b"x" * 972), h1) as g:
         g.run(n, progress=False)
     st = {k: v - st0[k] if k != "kind" else v for k, v in t.qdisc_stats("h2").items()}
     assert st["drops"] > 0, st                    # tbf limit: 10 kB + 5 ms x 10 Mbit/s
@@ -89,21 +89,21 @@ def test_attach_inside_namespaces_with_equal_ifindexes(router_factory):
     """Every host's veth0 has the same ifindex (each in its own netns): the process's
     link table must tell them apart (it is keyed by netns too)."""
     import xdplab
-    from xdplab import _kernel
+    from xdplab import kernel
     t = router_factory(hosts=("h1", "h2"))
-    idx = [_kernel.run_in_netns(h.netns, _kernel.ifindex, h.inside) for h in t]
+    idx = [kernel.run_in_netns(h.netns, kernel.ifindex, h.inside) for h in t]
     prog = xdplab.load("int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }")
     links = [t.attach_host(prog, h) for h in t.hosts]
     assert links[0] is not links[1] and all(l.attached for l in links), (idx, links)
     for h in t:
-        assert _kernel.run_in_netns(h.netns, _kernel.xdp_state, h.inside) == {"native": prog.id}
+        assert kernel.run_in_netns(h.netns, kernel.xdp_state, h.inside) == {"native": prog.id}
     assert t.detach() >= 2
-    assert all(not _kernel.run_in_netns(h.netns, _kernel.xdp_state, h.inside) for h in t)
+    assert all(not kernel.run_in_netns(h.netns, kernel.xdp_state, h.inside) for h in t)
     prog.close()
 
 
 def test_router_topology_keeps_apart_from_the_default_lab():
-    from xdplab.topology import DEFAULT_PREFIX, Topology
+    from xdplab.net.topology import DEFAULT_PREFIX, Topology
     r, d = RouterTopology(), Topology()
     assert r.prefix == f"{DEFAULT_PREFIX}r" and r.router == f"{DEFAULT_PREFIX}rrt"
     assert not {h.netns for h in r} & {h.netns for h in d}

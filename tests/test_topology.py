@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from xdplab import topology
-from xdplab.topology import Topology
+from xdplab.net import topology
+from xdplab.net.topology import Topology
 
 from .helpers import ROOT
 
@@ -59,7 +59,7 @@ def test_send_delivers_scapy_frames_to_the_root_side(topo):
 
 def test_down_after_the_creating_process_was_killed(tmp_path):
     prefix = f"xk{os.getpid() % 100}-"
-    code = ("import os, signal, xdplab.topology as t\n"
+    code = ("import os, signal, xdplab.net.topology as t\n"
             f"t.Topology(prefix={prefix!r}, net=199).up()\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n")
     r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(ROOT)))

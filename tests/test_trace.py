@@ -7,7 +7,7 @@ import pytest
 from scapy.all import IP, UDP
 
 import xdplab
-from xdplab.trace import DropDetector, available
+from xdplab.tools.drops import DropDetector, available
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_xdp_tx_into_veth_without_peer_program(topo, detector):
 def test_peer_program_makes_tx_deliver(topo, detector):
     """The fix the detector suggests works: with XDP_PASS on the peer, XDP_TX delivers
     (the peer's program sees the bounced frames) and no loss is reported."""
-    from xdplab import redirect
+    from xdplab.net import redirect
     h = topo["h1"]
     prog = xdplab.load("int bounce(struct xdp_md *ctx) { return XDP_TX; }")
     prog.attach(h.outside)

@@ -9,7 +9,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 import xdplab
-from xdplab import _kernel, traffic
+from xdplab import kernel
+from xdplab.net import traffic
 from xdplab.errors import XDPLabError
 
 from .helpers import DROP_UDP9
@@ -150,13 +151,13 @@ def test_attach_receiver_in_the_host_netns(topo):
     h1 = topo["h1"]
     frame = Ether(src=h1.gw_mac, dst=h1.mac) / IP(src=h1.gw4, dst=h1.ipv4) / UDP(dport=9)
     with traffic.Generator(frame, via=h1.outside, attach_receiver=True) as g:
-        state = _kernel.run_in_netns(h1.netns, _kernel.xdp_state, h1.inside)
+        state = kernel.run_in_netns(h1.netns, kernel.xdp_state, h1.inside)
         assert state == {"native": g.receiver_program.id}
         r = g.run(count=1000, progress=False)
         assert r.sent == 1000
         # the receiver passes everything: the root side's own IPv6 chatter (ND, MLD) may add one or two
         assert r.sent <= g.receiver_program.counters()["PASS"] <= r.sent + 5
-    assert _kernel.run_in_netns(h1.netns, _kernel.xdp_state, h1.inside) == {}
+    assert kernel.run_in_netns(h1.netns, kernel.xdp_state, h1.inside) == {}
 
 
 def test_redirect_to_another_interface(topo):
@@ -166,7 +167,7 @@ def test_redirect_to_another_interface(topo):
         assert "bpf_redirect" in g.prog.spec.source
         r = g.run(count=500, progress=False)
         assert r.sent == 500 and r.sent <= g.receiver_program.counters()["PASS"] <= r.sent + 5
-    assert _kernel.run_in_netns(h2.netns, _kernel.xdp_state, h2.inside) == {}
+    assert kernel.run_in_netns(h2.netns, kernel.xdp_state, h2.inside) == {}
 
 
 def test_argument_errors(topo, rx):

@@ -1,12 +1,12 @@
 """Pure logic: no kernel needed."""
 import pytest
 
-from xdplab import explain
+from xdplab.programs import explain
 from xdplab.errors import CompileError, NotSupported, XDPLabError
-from xdplab.magics import parser
-from xdplab.maps import Counters
-from xdplab.program import Program, _numbered
-from xdplab.topology import Topology
+from xdplab.ui.magics import parser
+from xdplab.programs.maps import Counters
+from xdplab.programs.program import Program, _numbered
+from xdplab.net.topology import Topology
 
 
 def test_numbered_puts_line_directive_before_every_line_but_continuations():

@@ -8,12 +8,14 @@
 
 In a notebook: ``%load_ext xdplab`` then ``%%xdp --dev xl-h1`` cells.
 """
+from . import errors, kernel, paths
 from .errors import (AttachError, CompileError, NotSupported, TopologyError, VerifierError,
                      XDPLabError)
-from .program import ACTIONS, Link, Program, XDPProgram, detach_all, load
-from .topology import Host, Topology
-from .capture import Capture
-from .trace import DropDetector
+from .programs.program import ACTIONS, Link, Program, XDPProgram, detach_all, load
+from .net.topology import Host, Topology
+from .programs.capture import Capture
+from .tools.drops import DropDetector
+from . import programs, net, tools  # the layers (see ARCHITECTURE.md)
 
 __version__ = "0.1.0"
 
@@ -26,17 +28,17 @@ def lab(prefix: str | None = None) -> Topology:
 
 def doctor(**kw):
     """Check this machine for the lab; returns a report that shows itself as a table."""
-    from .health import run
+    from .ui.doctor import run
     return run(**kw)
 
 
 def load_ipython_extension(ipython):
-    from .magics import load_ipython_extension as _load
+    from .ui.magics import load_ipython_extension as _load
     _load(ipython)
 
 
 def unload_ipython_extension(ipython):
-    from .magics import unload_ipython_extension as _unload
+    from .ui.magics import unload_ipython_extension as _unload
     _unload(ipython)
 
 

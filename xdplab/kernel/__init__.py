@@ -1,0 +1,5 @@
+"""The kernel interface: every bpf(2), netlink, generic netlink, ethtool, AF_XDP socket and
+tracefs call xdplab makes goes through this package. Its names are public; everything
+above (programs, net, tools, notebooks, tests) imports ``xdplab.kernel`` and nothing below.
+"""
+from .bpf import *  # noqa: F401,F403

@@ -1,0 +1,302 @@
+"""Lab hosts: network namespaces joined to the root namespace by veth pairs (pyroute2).
+
+A ``Topology`` is a declaration (hosts, addresses, MACs: all derived from the spec, so
+known before anything exists). ``up()`` builds it, ``down()`` removes exactly what it
+built. What was built is recorded in a state file under /run/xdplab before each step,
+so ``down()`` works after the creating process crashed (or from ``xdplab down``).
+
+Default topology, as xdp-tutorial's testenv: hosts ``h1`` and ``h2``; host ``hN`` is
+netns ``<prefix>hN`` with interface ``veth0`` inside; its peer ``<prefix>hN`` sits in the
+root namespace, where XDP programs are attached::
+
+    root ns  <prefix>h1  10.11.1.1/24  fc00:dead:cafe:1::1/64
+                 |  veth
+    netns    veth0       10.11.1.2/24  fc00:dead:cafe:1::2/64  (default route via .1)
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import kernel
+from ..errors import TopologyError
+
+STATE_DIR = Path(os.environ.get("XDPLAB_STATE_DIR", "/run/xdplab"))
+DEFAULT_PREFIX = os.environ.get("XDPLAB_PREFIX", "xl-")
+DEFAULT_NET = int(os.environ.get("XDPLAB_NET", "11"))
+NETNS_DIR = Path("/run/netns")
+
+
+def _mac(net: int, idx: int, side: int) -> str:
+    # locally administered, "XL" in the OUI bytes, then the subnet, host and side
+    return f"02:58:4c:{net:02x}:{idx:02x}:{side:02x}"
+
+
+@dataclass(frozen=True)
+class Host:
+    """One lab host. ``outside`` is the root-namespace end of its veth (attach XDP there),
+    ``inside`` the end within the host's netns."""
+
+    name: str
+    index: int
+    prefix: str
+    net: int
+    inside: str = "veth0"
+
+    @property
+    def netns(self) -> str:
+        return f"{self.prefix}{self.name}"
+
+    @property
+    def outside(self) -> str:
+        return f"{self.prefix}{self.name}"
+
+    ipv4 = property(lambda s: f"10.{s.net}.{s.index}.2")
+    gw4 = property(lambda s: f"10.{s.net}.{s.index}.1")
+    ipv6 = property(lambda s: f"fc00:dead:cafe:{s.net:x}{s.index:02x}::2")
+    gw6 = property(lambda s: f"fc00:dead:cafe:{s.net:x}{s.index:02x}::1")
+    mac = property(lambda s: _mac(s.net, s.index, 2))
+    gw_mac = property(lambda s: _mac(s.net, s.index, 1))
+
+    @property
+    def ifindex(self) -> int:
+        """ifindex of ``outside`` in the root namespace (0 when the host is down)."""
+        return kernel.ifindex(self.outside)
+
+    # --- doing things from inside the host ---------------------------------------
+    def run(self, cmd, *, check: bool = True, timeout: float = 30, **kw) -> subprocess.CompletedProcess:
+        """Run a command inside the host's netns (no /sys remount, unlike `ip netns exec`)."""
+        if isinstance(cmd, str):
+            cmd = ["/bin/sh", "-c", cmd]
+        fd = os.open(NETNS_DIR / self.netns, os.O_RDONLY)
+        try:
+            return subprocess.run(cmd, preexec_fn=lambda: kernel.setns(fd), pass_fds=(fd,),
+                                  capture_output=True, text=True, check=check, timeout=timeout,
+                                  **kw)
+        finally:
+            os.close(fd)
+
+    def ping(self, dst: str, count: int = 3, interval: float = 0.2, timeout: float = 1) -> int:
+        """Ping ``dst`` from this host; returns how many replies came back."""
+        r = self.run(["ping", "-n", "-q", "-c", str(count), "-i", str(interval),
+                      "-W", str(timeout), dst], check=False, timeout=count * (interval + timeout) + 10)
+        for line in r.stdout.splitlines():
+            if "received" in line:
+                return int(line.split(",")[1].split()[0])
+        raise TopologyError(f"ping from {self.name} failed: {r.stderr.strip() or r.stdout.strip()}")
+
+    def send(self, packets, count: int = 1, inter: float = 0) -> int:
+        """Send scapy packets (Ethernet frames, or IP packets that get this host's Ethernet
+        header) out of the host's interface. Returns the number of frames sent."""
+        from scapy.all import Ether, conf
+        if not isinstance(packets, (list, tuple)):
+            packets = [packets]
+        frames = [p if p.haslayer(Ether) else Ether(src=self.mac, dst=self.gw_mac) / p
+                  for p in packets]
+        sock = kernel.run_in_netns(self.netns, conf.L2socket, iface=self.inside)
+        try:
+            sent = 0
+            for _ in range(count):
+                for f in frames:
+                    sock.send(f)
+                    sent += 1
+                    if inter:
+                        time.sleep(inter)
+            return sent
+        finally:
+            sock.close()
+
+    def sniffer(self, **kwargs):
+        """A started scapy AsyncSniffer on the host's interface (call ``.stop()`` for packets)."""
+        from scapy.all import AsyncSniffer, conf
+        sock = kernel.run_in_netns(self.netns, conf.L2listen, iface=self.inside)
+        sn = AsyncSniffer(opened_socket=sock, **kwargs)
+        sn.start()
+        return sn
+
+    def __repr__(self) -> str:
+        return (f"<Host {self.name}: netns {self.netns} {self.inside} {self.ipv4}/{self.ipv6} "
+                f"<-> {self.outside} {self.gw4}>")
+
+
+@dataclass
+class Topology:
+    """Declarative lab topology. ``Topology()`` is the default two-host lab."""
+
+    hosts: tuple = ("h1", "h2")
+    prefix: str = DEFAULT_PREFIX
+    net: int = DEFAULT_NET
+    _hosts: dict = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if len(self.prefix) + max(len(h) for h in self.hosts) > 15:
+            raise TopologyError(f"prefix {self.prefix!r} + host name is longer than IFNAMSIZ-1 (15)")
+        self._hosts = {h: Host(h, i + 1, self.prefix, self.net) for i, h in enumerate(self.hosts)}
+
+    def __getitem__(self, name: str) -> Host:
+        return self._hosts[name]
+
+    def __iter__(self):
+        return iter(self._hosts.values())
+
+    @property
+    def state_file(self) -> Path:
+        return STATE_DIR / f"topology-{self.prefix.rstrip('-') or 'default'}.json"
+
+    # --- state -----------------------------------------------------------------
+    def _record(self, created: list) -> None:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"prefix": self.prefix, "created": created}))
+        tmp.replace(self.state_file)
+
+    def _recorded(self) -> list:
+        try:
+            return json.loads(self.state_file.read_text())["created"]
+        except (OSError, ValueError, KeyError):
+            return []
+
+    # --- build / remove --------------------------------------------------------
+    def is_up(self) -> bool:
+        return all((NETNS_DIR / h.netns).exists() and h.ifindex for h in self)
+
+    def up(self) -> "Topology":
+        """Build every host that is not already there (idempotent)."""
+        from pyroute2 import netns
+        created = self._recorded()
+        for h in self:
+            if (NETNS_DIR / h.netns).exists() and h.ifindex:
+                continue
+            self._remove_host(h)           # half-built leftovers
+            self._check_subnet(h)
+            created += [["netns", h.netns], ["link", h.outside]]
+            self._record(created)
+            netns.create(h.netns)
+            with kernel.ipr() as ip:
+                ip.link("add", ifname=h.outside, kind="veth", address=h.gw_mac,
+                        peer={"ifname": h.inside, "address": h.mac, "net_ns_fd": h.netns})
+                idx = ip.link_lookup(ifname=h.outside)[0]
+                ip.addr("add", index=idx, address=h.gw4, prefixlen=24)
+                ip.addr("add", index=idx, address=h.gw6, prefixlen=64, flags=0x02)  # IFA_F_NODAD
+                ip.link("set", index=idx, state="up")
+                ip.neigh("add", dst=h.ipv4, lladdr=h.mac, ifindex=idx, state=0x80)
+                ip.neigh("add", dst=h.ipv6, lladdr=h.mac, ifindex=idx, state=0x80)
+            with kernel.ipr(h.netns) as ns:
+                lo = ns.link_lookup(ifname="lo")[0]
+                ns.link("set", index=lo, state="up")
+                idx = ns.link_lookup(ifname=h.inside)[0]
+                ns.addr("add", index=idx, address=h.ipv4, prefixlen=24)
+                ns.addr("add", index=idx, address=h.ipv6, prefixlen=64, flags=0x02)  # IFA_F_NODAD
+                ns.link("set", index=idx, state="up")
+                ns.neigh("add", dst=h.gw4, lladdr=h.gw_mac, ifindex=idx, state=0x80)
+                ns.neigh("add", dst=h.gw6, lladdr=h.gw_mac, ifindex=idx, state=0x80)
+                ns.route("add", dst="default", gateway=h.gw4)
+                ns.route("add", dst="default", gateway=h.gw6, family=10)
+        return self
+
+    def _check_subnet(self, h: Host) -> None:
+        """Refuse a host subnet some interface of the root namespace already has: two
+        connected routes to one /24 would send this host's replies out of the other."""
+        import ipaddress
+        subnet = ipaddress.ip_network(f"{h.gw4}/24", strict=False)
+        with kernel.ipr() as ip:
+            for a in ip.get_addr(family=2):                       # AF_INET
+                addr = a.get_attr("IFA_ADDRESS")
+                if addr and ipaddress.ip_address(addr) in subnet:
+                    other = a.get_attr("IFA_LABEL") or f"ifindex {a['index']}"
+                    raise TopologyError(
+                        f"subnet {subnet} of host {h.name} is already in use: {other} has {addr}",
+                        hint=f"another topology uses net={self.net}: give this one another net= "
+                             "(XDPLAB_NET for the default lab), or take the other down")
+
+    def _remove_host(self, h: Host) -> None:
+        from pyroute2 import netns
+        with kernel.ipr() as ip:
+            for idx in ip.link_lookup(ifname=h.outside):
+                ip.link("del", index=idx)
+        if (NETNS_DIR / h.netns).exists():
+            netns.remove(h.netns)
+
+    def down(self) -> list[str]:
+        """Remove what this topology built (also what a crashed process recorded).
+        Returns the names removed."""
+        from pyroute2 import netns
+        removed = []
+        items = self._recorded() + [[k, h.netns] for h in self for k in ("link", "netns")]
+        with kernel.ipr() as ip:
+            for kind, name in items:
+                if kind == "link":
+                    for idx in ip.link_lookup(ifname=name):
+                        ip.link("del", index=idx)
+                        removed.append(name)
+        for kind, name in items:
+            if kind == "netns" and (NETNS_DIR / name).exists():
+                netns.remove(name)
+                removed.append(f"netns {name}")
+        self.state_file.unlink(missing_ok=True)
+        return removed
+
+    def status(self) -> list[dict]:
+        rows = []
+        for h in self:
+            xdp = kernel.xdp_state(h.outside) if h.ifindex else {}
+            rows.append({"host": h.name, "netns": h.netns, "up": bool(h.ifindex and (NETNS_DIR / h.netns).exists()),
+                         "outside": h.outside, "ipv4": h.ipv4, "ipv6": h.ipv6,
+                         "xdp": ", ".join(f"{m}:{kernel.prog_name_by_id(p)}#{p}" for m, p in xdp.items()) or "-"})
+        return rows
+
+    def __enter__(self):
+        return self.up()
+
+    def __exit__(self, *exc):
+        self.down()
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{r['host']}</td><td>{'up' if r['up'] else 'down'}</td><td><code>{r['netns']}</code></td>"
+            f"<td><code>{r['outside']}</code></td><td>{r['ipv4']}</td><td>{r['ipv6']}</td><td>{r['xdp']}</td></tr>"
+            for r in self.status())
+        return ("<table><tr><th>host</th><th>state</th><th>netns</th><th>root-side veth (attach here)</th>"
+                f"<th>IPv4</th><th>IPv6</th><th>XDP</th></tr>{rows}</table>")
+
+    def __repr__(self) -> str:
+        return "\n".join(
+            f"{r['host']:4} {'up' if r['up'] else 'down':4} netns={r['netns']} veth={r['outside']} "
+            f"{r['ipv4']} {r['ipv6']} xdp={r['xdp']}" for r in self.status())
+
+
+def leftovers(prefix: str = DEFAULT_PREFIX) -> dict:
+    """Namespaces and root-namespace links whose names start with ``prefix``."""
+    ns = sorted(p.name for p in NETNS_DIR.glob(f"{prefix}*")) if NETNS_DIR.exists() else []
+    with kernel.ipr() as ip:
+        links = sorted(l.get_attr("IFLA_IFNAME") for l in ip.get_links()
+                       if (l.get_attr("IFLA_IFNAME") or "").startswith(prefix))
+    return {"netns": ns, "links": links}
+
+
+def remove(links, namespaces) -> None:
+    """Delete these root-namespace links and these network namespaces."""
+    from pyroute2 import netns
+    with kernel.ipr() as ip:
+        for name in links:
+            for idx in ip.link_lookup(ifname=name):
+                ip.link("del", index=idx)
+    for name in namespaces:
+        netns.remove(name)
+
+
+def remove_all(prefix: str = DEFAULT_PREFIX) -> dict:
+    """Remove every namespace and link named with ``prefix`` (``xdplab down --all``)."""
+    left = leftovers(prefix)
+    remove(left["links"], left["netns"])
+    for f in STATE_DIR.glob("topology-*.json") if STATE_DIR.exists() else []:
+        try:
+            if json.loads(f.read_text()).get("prefix", "").startswith(prefix):
+                f.unlink()
+        except (OSError, ValueError):
+            pass
+    return left

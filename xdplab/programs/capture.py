@@ -1,0 +1,400 @@
+"""Packet capture at XDP, without fentry/fexit: the program is instrumented when compiled.
+
+    prog = xdplab.load(SRC, capture=True)                 # or capture=Capture(snaplen=128, filter="udp")
+    prog.attach("xl-h1")
+    cap = prog.capture()                                  # starts reading samples
+    ... traffic ...
+    cap.table()                                           # entry/exit side by side, with the action
+    cap.write_pcap("x.pcap")                              # tcpdump -r x.pcap
+    cap.stats()                                           # seen / captured / lost
+
+The wrapper xdplab already puts around the user's XDP function (to count actions) also
+emits two samples per packet through bpf_perf_event_output: at entry (the bytes the
+program got) and at exit (the action it returned and the bytes after it changed them).
+For XDP, the helper appends ``caplen`` bytes of the packet itself (flags bits 32..63), so
+nothing is copied on the BPF stack. ``filter`` is a tcpdump expression: libpcap compiles
+it to classic BPF, which is translated here to C (forward gotos only, every load
+bounds-checked) and evaluated on the entry bytes; ``snaplen`` caps the copied bytes.
+A full perf buffer makes the helper fail: those samples are counted as lost, so
+captured + lost = samples the program tried to emit.
+"""
+from __future__ import annotations
+
+import ctypes as ct
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import XDPLabError
+
+ENTRY, EXIT = 0, 1
+ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
+# stats slots (per-CPU array xdplab_cap_stats)
+SEEN, MATCHED, EMITTED, LOST = range(4)
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Capture options for ``Program(..., capture=Capture(...))`` (``capture=True``: defaults).
+
+    ``snaplen``: bytes of each packet copied (at most); ``filter``: tcpdump expression
+    (empty: everything); ``entry``/``exit``: which samples to emit; ``pages``: perf buffer
+    pages per CPU."""
+
+    snaplen: int = 256
+    filter: str = ""
+    entry: bool = True
+    exit: bool = True
+    pages: int = 64
+
+    @classmethod
+    def of(cls, value) -> "Capture | None":
+        if not value:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, int):
+            return cls(snaplen=value)
+        if isinstance(value, str):
+            return cls(filter=value)
+        if isinstance(value, dict):
+            return cls(**value)
+        return value
+
+
+# --- tcpdump filter -> classic BPF -> C ----------------------------------------------------
+
+def cbpf(expr: str) -> list[tuple[int, int, int, int]]:
+    """libpcap's classic BPF for ``expr`` on Ethernet (what ``tcpdump -d`` prints)."""
+    from scapy.arch.common import compile_filter
+    try:
+        prog = compile_filter(expr, linktype=1)
+    except Exception as e:
+        raise XDPLabError(f"capture filter {expr!r} does not compile: {e}",
+                          hint="use tcpdump syntax, e.g. 'udp port 53' or 'icmp or arp'") from None
+    return [(prog.bf_insns[i].code, prog.bf_insns[i].jt, prog.bf_insns[i].jf, prog.bf_insns[i].k)
+            for i in range(prog.bf_len)]
+
+
+def _load(size: int, ptr: str) -> str:
+    if size == 1:
+        return f"{ptr}[0]"
+    if size == 2:
+        return f"(((u32){ptr}[0] << 8) | {ptr}[1])"
+    return f"(((u32){ptr}[0] << 24) | ((u32){ptr}[1] << 16) | ((u32){ptr}[2] << 8) | {ptr}[3])"
+
+
+def cbpf_to_c(insns, name: str = "xdplab_cap_match") -> str:
+    """Translate classic BPF into a C function ``int name(void *data, void *data_end)``
+    returning non-zero for a match. Classic BPF only jumps forward, so the C has no loops."""
+    targets = {0}
+    for i, (code, jt, jf, k) in enumerate(insns):
+        if code & 0x07 == 0x05:
+            if code & 0xf0 == 0x00:
+                targets.add(i + 1 + k)
+            else:
+                targets.update((i + 1 + jt, i + 1 + jf))
+    body = []
+    sizes = {0x00: 4, 0x08: 2, 0x10: 1}
+    for i, (code, jt, jf, k) in enumerate(insns):
+        cls, lab = code & 0x07, f"L{i}: " if i in targets else ""
+        s = ""
+        if cls in (0x00, 0x01):                       # LD / LDX
+            dst = "A" if cls == 0x00 else "X"
+            mode, size = code & 0xe0, sizes.get(code & 0x18, 4)
+            if mode == 0x00:
+                s = f"{dst} = {k}u;"
+            elif mode == 0x80:
+                s = f"{dst} = len;"
+            elif mode == 0x60:
+                s = f"{dst} = M[{k & 15}];"
+            elif mode == 0x20:
+                s = (f"p = data + {k}; if ((void *)(p + {size}) > data_end) return 0; "
+                     f"{dst} = {_load(size, 'p')};")
+            elif mode == 0x40:
+                s = (f"off = (X + {k}u) & 0xffff; p = data + off; if ((void *)(p + {size}) > data_end) "
+                     f"return 0; {dst} = {_load(size, 'p')};")
+            elif mode == 0xa0:
+                s = f"p = data + {k}; if ((void *)(p + 1) > data_end) return 0; X = (p[0] & 0xf) << 2;"
+        elif cls == 0x02:
+            s = f"M[{k & 15}] = A;"
+        elif cls == 0x03:
+            s = f"M[{k & 15}] = X;"
+        elif cls == 0x04:                             # ALU
+            op, src = code & 0xf0, ("X" if code & 0x08 else f"{k}u")
+            ops = {0x00: "+", 0x10: "-", 0x20: "*", 0x30: "/", 0x40: "|", 0x50: "&", 0x60: "<<",
+                   0x70: ">>", 0x90: "%", 0xa0: "^"}
+            if op == 0x80:
+                s = "A = -A;"
+            elif op in (0x30, 0x90) and src == "X":
+                s = f"if (X == 0) return 0; A = A {ops[op]} X;"
+            else:
+                s = f"A = A {ops[op]} {src};"
+        elif cls == 0x05:                             # JMP
+            op, src = code & 0xf0, ("X" if code & 0x08 else f"{k}u")
+            if op == 0x00:
+                s = f"goto L{i + 1 + k};"
+            else:
+                cond = {0x10: f"A == {src}", 0x20: f"A > {src}", 0x30: f"A >= {src}",
+                        0x40: f"A & {src}"}[op]
+                s = f"if ({cond}) goto L{i + 1 + jt}; else goto L{i + 1 + jf};"
+        elif cls == 0x06:                             # RET
+            rv = code & 0x18
+            s = "return A;" if rv == 0x10 else ("return X;" if rv == 0x08 else f"return {k}u;")
+        elif cls == 0x07:
+            s = "X = A;" if code & 0xf8 == 0x00 else "A = X;"
+        body.append(f"    {lab}{s}")
+    return (f"static __always_inline u32 {name}(void *data, void *data_end)\n{{\n"
+            "    u32 A = 0, X = 0, off = 0, M[16] = {};\n"
+            "    u32 len = data_end - data;\n    unsigned char *p;\n"
+            + "\n".join(body) + "\n    return 0;\n}\n")
+
+
+# --- the instrumented wrapper (used by Program.full_source) ----------------------------------
+
+_DECLS = r"""
+struct xdplab_cap_hdr {
+    u64 ts;          /* bpf_ktime_get_ns() at entry: with the CPU, pairs entry and exit */
+    u32 ifindex;
+    u32 rxq;
+    u32 len;         /* packet length at this point */
+    u32 caplen;      /* bytes that follow */
+    s32 action;      /* -1 at entry */
+    u32 point;       /* 0 entry, 1 exit */
+};
+BPF_PERF_OUTPUT(xdplab_cap);
+BPF_PERCPU_ARRAY(xdplab_cap_stats, u64, 4);   /* seen, matched, emitted, lost */
+
+static __always_inline void xdplab_cap_inc(u32 slot)
+{
+    u64 *v = xdplab_cap_stats.lookup(&slot);
+    if (v)
+        *v += 1;
+}
+
+static __always_inline void xdplab_cap_emit(struct xdp_md *ctx, u64 ts, u32 point, int action)
+{
+    struct xdplab_cap_hdr h = {};
+    u64 len = ctx->data_end - ctx->data;
+    h.ts = ts;
+    h.ifindex = ctx->ingress_ifindex;
+    h.rxq = ctx->rx_queue_index;
+    h.len = len;
+    u32 caplen = len < XDPLAB_SNAPLEN ? len : XDPLAB_SNAPLEN;
+    h.caplen = caplen;
+    h.action = action;
+    h.point = point;
+    int rc = xdplab_cap.perf_submit_skb(ctx, caplen, &h, sizeof(h));
+    if (rc == 0)
+        xdplab_cap_inc(2);
+    else
+        xdplab_cap_inc(3);
+}
+"""
+
+
+def wrapper(spec, entry: str, inner: str) -> str:
+    """C for the capture helpers and the exported XDP function around ``inner``."""
+    cap = Capture.of(spec.capture)
+    match = (cbpf_to_c(cbpf(cap.filter)) if cap.filter else
+             "static __always_inline u32 xdplab_cap_match(void *data, void *data_end) { return 1; }\n")
+    ret = f"xdplab_count(ctx, act)" if spec.count else "act"
+    emit_entry = "xdplab_cap_emit(ctx, ts, 0, -1);" if cap.entry else ""
+    emit_exit = "xdplab_cap_emit(ctx, ts, 1, act);" if cap.exit else ""
+    return (f'\n#line 1 "<xdplab capture>"\n#define XDPLAB_SNAPLEN {int(cap.snaplen)}\n{_DECLS}\n{match}\n'
+            f"int {entry}(struct xdp_md *ctx)\n{{\n"
+            "    u64 ts = bpf_ktime_get_ns();\n"
+            "    u32 hit = xdplab_cap_match((void *)(long)ctx->data, (void *)(long)ctx->data_end);\n"
+            "    xdplab_cap_inc(0);\n"
+            f"    if (hit) {{ xdplab_cap_inc(1); {emit_entry} }}\n"
+            f"    int act = {inner}(ctx);\n"
+            f"    if (hit) {{ {emit_exit} }}\n"
+            f"    return {ret};\n}}\n")
+
+
+# --- reading samples -------------------------------------------------------------------------
+
+class _Hdr(ct.Structure):
+    _fields_ = [("ts", ct.c_uint64), ("ifindex", ct.c_uint32), ("rxq", ct.c_uint32),
+                ("len", ct.c_uint32), ("caplen", ct.c_uint32), ("action", ct.c_int32),
+                ("point", ct.c_uint32)]
+
+
+_HDR = ct.sizeof(_Hdr)
+
+
+class Recorder:
+    """Samples of one capture-instrumented program, read by a background thread."""
+
+    def __init__(self, prog, max_samples: int = 100000):
+        if "xdplab_cap" not in getattr(prog.bpf, "tables", {}) and not _has_table(prog.bpf, "xdplab_cap"):
+            raise XDPLabError(f"{prog.name} was not built for capture",
+                              hint="load it with capture=True (xdplab.load(src, capture=True) or %%xdp --capture)")
+        self.prog = prog
+        self.options = Capture.of(prog.spec.capture)
+        self.samples: list[dict] = []
+        self.max_samples = max_samples
+        self.perf_lost = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._base = self._kernel_stats()
+        self._boot = time.time() - time.monotonic()
+        prog.bpf["xdplab_cap"].open_perf_buffer(self._on_sample, page_cnt=self.options.pages,
+                                                lost_cb=self._on_lost)
+        self._thread = threading.Thread(target=self._poll, name="xdplab-capture", daemon=True)
+        self._thread.start()
+        prog.__dict__.setdefault("_readers", []).append(self)     # close() stops us first
+
+    def _poll(self):
+        while not self._stop.is_set():
+            try:
+                self.prog.bpf.perf_buffer_poll(100)
+            except Exception:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.05)
+
+    def _on_sample(self, cpu, data, size):
+        h = ct.cast(data, ct.POINTER(_Hdr)).contents
+        raw = ct.string_at(data + _HDR if isinstance(data, int) else ct.addressof(h) + _HDR, h.caplen)
+        with self._lock:
+            if len(self.samples) < self.max_samples:
+                self.samples.append({"cpu": cpu, "ts": h.ts, "point": "entry" if h.point == ENTRY else "exit",
+                                     "action": ACTIONS[h.action] if 0 <= h.action < 5 else
+                                     (None if h.action < 0 else str(h.action)),
+                                     "ifindex": h.ifindex, "rxq": h.rxq, "len": h.len,
+                                     "caplen": h.caplen, "data": raw})
+
+    def _on_lost(self, lost):
+        self.perf_lost += lost
+
+    def _kernel_stats(self) -> list[int]:
+        t = self.prog.bpf["xdplab_cap_stats"]
+        return [sum(t[t.Key(i)]) for i in range(4)]
+
+    # --- results ---------------------------------------------------------------------
+    def flush(self, settle: float = 0.2) -> "Recorder":
+        """Wait until every emitted sample has been read (or ``settle`` s without progress)."""
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            before = len(self.samples)
+            time.sleep(settle)
+            s = self.stats()
+            if s["captured"] + s["lost"] >= s["samples"] and len(self.samples) == before:
+                break
+        return self
+
+    def stats(self) -> dict:
+        if self._stop.is_set() and getattr(self, "_final_stats", None):
+            return dict(self._final_stats, captured=len(self.samples))
+        return self._stats_now()
+
+    def _stats_now(self) -> dict:
+        """seen: packets the program ran on; matched: passed the filter; samples: what the
+        program tried to emit; captured: read here; lost: refused by a full buffer (the
+        helper failed; perf also reports these as PERF_RECORD_LOST: ``perf_lost``)."""
+        now = self._kernel_stats()
+        d = [a - b for a, b in zip(now, self._base)]
+        return {"seen": d[SEEN], "matched": d[MATCHED], "samples": d[EMITTED] + d[LOST],
+                "captured": len(self.samples), "lost": d[LOST]}
+
+    def stop(self) -> "Recorder":
+        """Stop reading (the samples stay). Also done by ``prog.close()``."""
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join(timeout=2)
+            self._final_stats = self._stats_now()
+        return self
+
+    def clear(self) -> None:
+        with self._lock:
+            self.samples.clear()
+        self._base = self._kernel_stats()
+        self.perf_lost = 0
+
+    def _time(self, ts_ns: int) -> float:
+        # bpf_ktime_get_ns is CLOCK_MONOTONIC: shift to wall-clock time for pcap
+        return self._boot + ts_ns / 1e9
+
+    def packets(self, point: str = "both"):
+        """scapy packets (``.time`` set, ``.comment`` = 'entry' / 'exit ACTION')."""
+        from scapy.layers.l2 import Ether
+        out = []
+        with self._lock:
+            samples = list(self.samples)
+        for s in samples:
+            if point != "both" and s["point"] != point:
+                continue
+            p = Ether(s["data"])
+            p.time = self._time(s["ts"])
+            p.wirelen = s["len"]
+            p.comment = (s["point"] if s["point"] == "entry" else f"exit XDP_{s['action']}").encode()
+            out.append(p)
+        return out
+
+    def pairs(self) -> list[dict]:
+        """One row per packet: entry bytes, exit bytes, action (matched on CPU and entry time)."""
+        rows, open_ = [], {}
+        with self._lock:
+            samples = list(self.samples)
+        for s in samples:
+            key = (s["cpu"], s["ts"])
+            if s["point"] == "entry":
+                open_[key] = {"time": self._time(s["ts"]), "cpu": s["cpu"], "ifindex": s["ifindex"],
+                              "len_in": s["len"], "entry": s["data"], "action": None, "len_out": None, "exit": None}
+                rows.append(open_[key])
+            else:
+                r = open_.pop(key, None)
+                if r is None:
+                    r = {"time": self._time(s["ts"]), "cpu": s["cpu"], "ifindex": s["ifindex"], "len_in": None,
+                         "entry": None}
+                    rows.append(r)
+                r.update(action=s["action"], len_out=s["len"], exit=s["data"])
+        return rows
+
+    def table(self, limit: int = 50):
+        """A DataFrame: time, action, lengths, summaries of the packet before and after,
+        and whether the program changed it."""
+        import pandas as pd
+        from scapy.layers.l2 import Ether
+        rows = []
+        for r in self.pairs()[-limit:]:
+            rows.append({"time": pd.Timestamp(r["time"], unit="s").strftime("%H:%M:%S.%f"),
+                         "action": r["action"], "len in": r["len_in"], "len out": r["len_out"],
+                         "entry": Ether(r["entry"]).summary() if r["entry"] else "",
+                         "exit": Ether(r["exit"]).summary() if r["exit"] else "",
+                         "modified": (r["entry"] != r["exit"]) if r["entry"] is not None and r["exit"] is not None else None})
+        return pd.DataFrame(rows, columns=["time", "action", "len in", "len out", "entry", "exit", "modified"])
+
+    def write_pcap(self, path, point: str = "both") -> Path:
+        """Write a pcap tcpdump reads (``point``: 'entry', 'exit' or 'both', interleaved)."""
+        from scapy.utils import wrpcap
+        path = Path(path)
+        wrpcap(str(path), self.packets(point), linktype=1, snaplen=max(self.options.snaplen, 64))
+        return path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (f"<Capture {self.prog.name}: seen {s['seen']}, matched {s['matched']}, "
+                f"captured {s['captured']}, lost {s['lost']}>")
+
+    def _repr_html_(self) -> str:
+        s = self.stats()
+        head = ", ".join(f"{k} <b>{v}</b>" for k, v in s.items())
+        return f"<b>capture of {self.prog.name}</b> ({head}){self.table().to_html(index=False)}"
+
+
+def _has_table(bpf, name: str) -> bool:
+    from .maps import _exists
+    return _exists(bpf, name)
+
+
+def start(prog) -> Recorder:
+    return Recorder(prog)

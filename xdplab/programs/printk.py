@@ -1,0 +1,205 @@
+"""bpf_printk / bpf_trace_printk output in the notebook cell that owns the program.
+
+Every program whose source mentions printk is compiled with a tag of its own in front of
+each format string (``xl<pid>.<n>: ``, a string-literal concatenation, so nothing runs at
+packet time). One reader per process follows a private tracefs instance,
+``/sys/kernel/tracing/instances/xdplab-<pid>``, with only the ``bpf_trace/bpf_trace_printk``
+event enabled and an event filter on this process's tag prefix: other users reading the
+global trace_pipe do not steal our lines, and we do not see theirs. Lines are dispatched
+by tag to the program's stream, which stops when the program is detached or closed.
+
+    prog.printk()            # in a notebook: an Output widget the lines stream into
+    s = prog.printk(); s.lines()
+"""
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import re
+import select
+import threading
+import time
+from pathlib import Path
+
+from ..errors import NotSupported
+
+TRACEFS = Path("/sys/kernel/tracing")
+_count = itertools.count(1)
+_LINE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+(?P<ts>[\d.]+): "
+                   r"bpf_trace_printk: (?P<tag>xl\d+\.\d+): (?P<msg>.*)$")
+
+
+def tag_prefix() -> str:
+    return f"xl{os.getpid()}."
+
+
+def new_tag() -> str:
+    """A tag unique to one load in this process."""
+    return f"{tag_prefix()}{next(_count)}"
+
+
+def prelude(tag: str | None) -> str:
+    """C put in front of the user's code: printk macros that prepend ``tag: ``."""
+    if not tag:
+        return ""
+    return (f'\n#define XDPLAB_PRINTK_TAG "{tag}: "\n'
+            "#define bpf_trace_printk(fmt, ...) ({ char _fmt[] = XDPLAB_PRINTK_TAG fmt; "
+            "bpf_trace_printk_(_fmt, sizeof(_fmt), ##__VA_ARGS__); })\n"
+            "#ifndef bpf_printk\n#define bpf_printk bpf_trace_printk\n#endif\n")
+
+
+class _Reader:
+    """The process's tracefs instance and the thread that follows its trace_pipe."""
+
+    def __init__(self):
+        self.dir = TRACEFS / "instances" / f"xdplab-{os.getpid()}"
+        self.sinks: dict[str, list] = {}
+        self.lock = threading.Lock()
+        self.thread = None
+        self.stop = threading.Event()
+
+    def setup(self):
+        if not (TRACEFS / "instances").is_dir():
+            raise NotSupported("tracefs instances", "3.10", f"{TRACEFS}/instances is missing")
+        ev = TRACEFS / "events" / "bpf_trace" / "bpf_trace_printk"
+        if not ev.is_dir():
+            raise NotSupported("the bpf_trace_printk trace event", "5.10",
+                               "bpf_trace_printk writes to the global trace buffer only")
+        self.dir.mkdir(exist_ok=True)
+        ev = self.dir / "events" / "bpf_trace" / "bpf_trace_printk"
+        try:
+            (ev / "filter").write_text(f'bpf_string ~ "{tag_prefix()}*"\n')
+        except OSError:
+            pass                          # filtering in Python below is enough
+        (ev / "enable").write_text("1\n")
+        atexit.register(self.teardown)
+
+    def subscribe(self, tag: str, sink) -> None:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.setup()
+                self.stop.clear()
+                self.thread = threading.Thread(target=self.run, name="xdplab-printk", daemon=True)
+                self.thread.start()
+            self.sinks.setdefault(tag, []).append(sink)
+
+    def unsubscribe(self, tag: str, sink) -> None:
+        with self.lock:
+            lst = self.sinks.get(tag, [])
+            if sink in lst:
+                lst.remove(sink)
+            if not lst:
+                self.sinks.pop(tag, None)
+
+    def run(self):
+        fd = os.open(self.dir / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+        buf = b""
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            while not self.stop.is_set():
+                if poller.poll(100):
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except BlockingIOError:
+                        chunk = b""
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    for raw in lines:
+                        self.dispatch(raw.decode(errors="replace"))
+                with self.lock:
+                    sinks = [s for lst in self.sinks.values() for s in lst]
+                for s in sinks:
+                    s._check()
+        finally:
+            os.close(fd)
+
+    def dispatch(self, line: str):
+        m = _LINE.match(line)
+        if not m:
+            return
+        with self.lock:
+            sinks = list(self.sinks.get(m["tag"], ()))
+        for s in sinks:
+            s._add(m)
+
+    def teardown(self):
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=1)
+        try:
+            (self.dir / "events" / "bpf_trace" / "bpf_trace_printk" / "enable").write_text("0\n")
+            self.dir.rmdir()
+        except OSError:
+            pass
+
+
+_reader = _Reader()
+
+
+class PrintkStream:
+    """The bpf_printk lines of one program, as they come (newest last). In a notebook it
+    displays as an Output widget that the lines stream into. Stops when the program is
+    detached (if it was attached when the stream started) or closed."""
+
+    def __init__(self, prog, widget: bool | None = None, max_lines: int = 10000):
+        tag = getattr(prog.spec, "printk_tag", None)
+        if not tag:
+            raise NotSupported("printk streaming for this program", "",
+                               "it was built without a printk tag (its source has no printk)")
+        self.prog, self.tag, self.max_lines = prog, tag, max_lines
+        self.records: list[dict] = []
+        self._was_attached = prog.attached
+        self.out = None
+        if widget is None:
+            from .explain import _in_notebook
+            widget = _in_notebook()
+        if widget:
+            import ipywidgets as w
+            self.out = w.Output(layout={"border": "1px solid #ddd", "max_height": "20em",
+                                        "overflow": "auto"})
+        self.running = True
+        _reader.subscribe(tag, self)
+
+    def _add(self, m):
+        rec = {"time": float(m["ts"]), "cpu": int(m["cpu"]), "comm": m["comm"].strip(),
+               "pid": int(m["pid"]), "msg": m["msg"]}
+        if len(self.records) < self.max_lines:
+            self.records.append(rec)
+        if self.out is not None:
+            self.out.append_stdout(f"[cpu{rec['cpu']} {rec['time']:.6f}] {rec['msg']}\n")
+
+    def _check(self):
+        p = self.prog
+        if getattr(p, "_closed", False) or (self._was_attached and not p.attached):
+            self.stop()
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            _reader.unsubscribe(self.tag, self)
+            if self.out is not None:
+                self.out.append_stdout(f"-- {self.prog.name} detached: printk stream stopped --\n")
+
+    def lines(self) -> list[str]:
+        return [r["msg"] for r in self.records]
+
+    def wait(self, n: int = 1, timeout: float = 2.0) -> list[str]:
+        """Wait until ``n`` lines arrived (or ``timeout``); returns the lines."""
+        end = time.monotonic() + timeout
+        while len(self.records) < n and time.monotonic() < end:
+            time.sleep(0.02)
+        return self.lines()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.out if self.out is not None else repr(self))
+
+    def __repr__(self) -> str:
+        return (f"<printk {self.prog.name} [{self.tag}] {'streaming' if self.running else 'stopped'}, "
+                f"{len(self.records)} lines>")
+
+
+def stream(prog, **kw) -> PrintkStream:
+    return PrintkStream(prog, **kw)

@@ -1,0 +1,433 @@
+"""XDP programs: a source (``Program``) becomes a loaded program (``XDPProgram``, kernel
+dependent) which becomes an attachment (``Link``, a bpf_link).
+
+    spec = Program(source)                  # deterministic: text, function, flags
+    prog = spec.load()                      # BCC compiles, the verifier checks
+    link = prog.attach("xl-h1", "native")   # BPF_LINK_CREATE: gone when the process dies
+    prog.counters()                         # packets/bytes per XDP action
+    prog.detach(); prog.close()             # or use ``with`` / let the process end
+
+Re-attaching a new program where this process already has a link swaps the program
+atomically (BPF_LINK_UPDATE): the interface is never left without a program.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import kernel, paths
+from ..errors import AttachError, CompileError, XDPLabError
+
+INCLUDE_DIR = paths.INCLUDE_DIR
+ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
+MODES = {"native": "native", "drv": "native", "driver": "native",
+         "generic": "generic", "skb": "generic"}
+
+_XDP_FUNC = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<static>static\s+)?(?:__always_inline\s+)?int\s+(?P<name>\w+)\s*\(\s*struct\s+xdp_md\s*\*\s*(?P<arg>\w+)\s*\)",
+    re.M)
+_TC_FUNC = re.compile(_XDP_FUNC.pattern.replace(r"xdp_md", r"__sk_buff"), re.M)
+_fd2_lock = threading.Lock()
+
+
+@contextmanager
+def _capture_stderr():
+    """Capture fd 2 (BCC and clang print there from C) into ``box['text']``."""
+    box = {"text": ""}
+    with _fd2_lock, tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield box
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            box["text"] = tmp.read().decode(errors="replace")
+
+
+def _numbered(source: str, origin: str, first: int = 1) -> str:
+    """Put ``#line N`` before every line, so that lines BCC's rewriter inserts (an attribute
+    line before each function, a blank line after its brace) do not shift the line numbers
+    clang and the verifier report. Continuation lines (after a backslash) are left alone."""
+    out, cont = [], False
+    for n, line in enumerate(source.splitlines(), first):
+        if not cont:
+            out.append(f'#line {n} "{origin}"')
+        out.append(line)
+        cont = line.endswith("\\")
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A program's source and how to build it. Nothing touches the kernel until ``load()``.
+
+    ``func``: the XDP function (default: the first ``int f(struct xdp_md *ctx)``).
+    ``count``: wrap it so that every returned action is counted in ``xdplab_actions``.
+    ``origin``: the name shown in error messages (``cell``, a file path)."""
+
+    source: str
+    func: str | None = None
+    cflags: tuple = ()
+    count: bool = True
+    origin: str = "cell"
+    #: expected attach type for programs that run from a map entry (BPF_XDP_DEVMAP=33,
+    #: BPF_XDP_CPUMAP=35; see xdplab.redirect.load_egress); None: attached to an interface
+    attach_type: int | None = None
+    #: lines shown above the source that are not C (a cell's ``%%xdp`` line), so that
+    #: line numbers in errors are the ones the notebook shows
+    header_lines: tuple = ()
+    #: packet capture at entry/exit (True, a snaplen, a tcpdump filter or capture.Capture)
+    capture: object = False
+    #: printk tag (xdplab.printk): None = a fresh one at load if the source uses printk
+    printk_tag: str | None = None
+    #: "xdp", or "tc": a TC classifier, ``int f(struct __sk_buff *skb)`` returning TC_ACT_*,
+    #: loaded as a ``tc.TCProgram`` (never counted or captured: those wrap XDP functions)
+    hook: str = "xdp"
+
+    @classmethod
+    def from_file(cls, path, **kw) -> "Program":
+        """``path``: a file, or relative to the checkout's lab material (``bpf/``:
+        ``"solutions/01-hello-xdp/drop_icmp_echo.c"``)."""
+        p = Path(path)
+        if not p.is_absolute() and not p.exists() and paths.LAB_BPF is not None:
+            p = paths.LAB_BPF / p
+        return cls(p.read_text(), origin=str(path), **kw)
+
+    @property
+    def lines(self) -> list[str]:
+        return [*self.header_lines, *self.source.splitlines()]
+
+    def xdp_functions(self) -> list[str]:
+        """The entry points the source defines (XDP functions, or for ``hook="tc"`` TC ones)."""
+        pattern = _TC_FUNC if self.hook == "tc" else _XDP_FUNC
+        return [m["name"] for m in pattern.finditer(self.source) if not m["static"]]
+
+    @property
+    def entry(self) -> str:
+        if self.func:
+            return self.func
+        funcs = self.xdp_functions()
+        if not funcs:
+            what, arg = (("TC", "struct __sk_buff *skb") if self.hook == "tc"
+                         else ("XDP", "struct xdp_md *ctx"))
+            raise CompileError(f"no {what} function in {self.origin}",
+                               hint=f"write a function `int my_prog({arg})` (not static)")
+        return funcs[0]
+
+    def full_source(self) -> str:
+        """What BCC compiles: the prelude, then the user's source at its own line numbers
+        (``#line``), then the counting wrapper."""
+        from . import printk
+        prelude = (INCLUDE_DIR / "xdplab.h").read_text() + printk.prelude(self.printk_tag)
+        user, entry, wrapper = self.source, self.entry, ""
+        if self.hook == "tc":
+            prelude = f"#define XDPLAB_TC 1\n{prelude}#include <uapi/linux/pkt_cls.h>\n"   # TC_ACT_*
+        elif self.count or self.capture:
+            pat = re.compile(_XDP_FUNC.pattern.replace(r"(?P<name>\w+)", rf"(?P<name>{re.escape(entry)})"), re.M)
+            m = pat.search(user)
+            if m and not m["static"]:
+                inner = f"__xdplab_user_{entry}"
+                user = (user[:m.start()] + f"{m['indent']}static __always_inline int {inner}(struct xdp_md *{m['arg']})"
+                        + user[m.end():])
+                wrapper = (f"\n#line 1 \"<xdplab wrapper>\"\nint {entry}(struct xdp_md *ctx)\n"
+                           f"{{\n    return xdplab_count(ctx, {inner}(ctx));\n}}\n")
+                if self.capture:
+                    from .capture import wrapper as capture_wrapper
+                    wrapper = capture_wrapper(self, entry, inner)
+        return f"{prelude}\n{_numbered(user, self.origin, len(self.header_lines) + 1)}\n{wrapper}"
+
+    def load(self) -> "LoadedProgram":
+        """Compile with BCC and load into the kernel (the verifier runs here): an
+        ``XDPProgram``, or for ``hook="tc"`` a ``tc.TCProgram``."""
+        from bcc import BPF
+        from . import explain
+        if self.hook not in ("xdp", "tc"):
+            raise XDPLabError(f"unknown hook {self.hook!r}", hint="use 'xdp' or 'tc'")
+        if self.printk_tag is None and "printk" in self.source:
+            from dataclasses import replace
+            from .printk import new_tag
+            return replace(self, printk_tag=new_tag()).load()
+        entry = self.entry
+        cflags = [f"-I{INCLUDE_DIR}", "-Wno-unused-value", *self.cflags]
+        text = self.full_source()
+        with _capture_stderr() as err:
+            try:
+                bpf = BPF(text=text.encode(), cflags=cflags)
+            except Exception:
+                bpf = None
+        if bpf is None:
+            raise explain.compile_error(self, err["text"])
+        with _capture_stderr() as err:
+            try:
+                fn = bpf.load_func(entry.encode(), BPF.SCHED_CLS if self.hook == "tc" else BPF.XDP,
+                                   attach_type=-1 if self.attach_type is None else self.attach_type)
+            except Exception as e:
+                fn, exc = None, e
+        if fn is None:
+            try:
+                error = explain.verifier_error(self, err["text"], exc, bpf)
+            finally:
+                bpf.cleanup()
+            raise error
+        if self.hook == "tc":
+            from .tc import TCProgram
+            return TCProgram(self, bpf, fn, warnings=err["text"], source=text)
+        return XDPProgram(self, bpf, fn, warnings=err["text"], source=text)
+
+
+class LoadedProgram:
+    """What every program loaded into the kernel has: its fd and id, its maps
+    (``prog[name]``), its links, ``close()``. ``XDPProgram`` and ``tc.TCProgram`` add how
+    they attach."""
+
+    def __init__(self, spec: Program, bpf, fn, warnings: str = "", source: str | None = None):
+        """``source``: what BCC compiled (``spec.full_source()``), to find the maps' names."""
+        self.spec, self.bpf, self._fn = spec, bpf, fn
+        self.warnings = warnings
+        self.fd = fn.fd
+        info = kernel.prog_info(self.fd)
+        self.id, self.name = info["id"], spec.entry
+        self.links: list[Link] = []
+        self._closed = False
+        from .maps import Maps
+        self.maps = Maps(bpf, source if source is not None else spec.full_source())
+
+    def detach(self) -> None:
+        for link in list(self.links):
+            link.detach()
+
+    @property
+    def attached(self) -> bool:
+        return any(l.attached for l in self.links)
+
+    def close(self) -> None:
+        """Detach everywhere and release the program and its maps."""
+        if self._closed:
+            return
+        self.detach()
+        self._closed = True
+        for reader in getattr(self, "_readers", ()):
+            reader.stop()             # capture threads polling this program's perf buffer
+        self.bpf.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            if not self._closed and not self.links:
+                self.bpf.cleanup()
+        except Exception:
+            pass
+
+    def __getitem__(self, name):
+        return self.maps[name]
+
+    def printk(self, **kw):
+        """The program's bpf_printk lines, streamed (an Output widget in a notebook)."""
+        from .printk import PrintkStream
+        return PrintkStream(self, **kw)
+
+
+class XDPProgram(LoadedProgram):
+    """An XDP program loaded into the kernel. Attach it with ``attach``; read its maps with
+    ``prog.maps[name]`` / ``prog[name]``; its action counters with ``counters()``."""
+
+    def attach(self, dev: str, mode: str = "native", *, replace: bool = False,
+               force: bool = False) -> "Link":
+        """Attach through a bpf_link. Refuses interfaces that carry the default route
+        (``force=True`` overrides) and programs this process does not own
+        (``replace=True`` takes them off first)."""
+        return attach(self, dev, mode, replace=replace, force=force)
+
+    def counters(self):
+        """Packets and bytes per XDP action since load, summed over CPUs."""
+        from .maps import Counters
+        return Counters.read(self.maps)
+
+    def plot(self, **kw):
+        """A live bokeh chart of packets/s per action (see ``xdplab.live.LivePlot``)."""
+        from .live import LivePlot
+        return LivePlot(self, **kw).start()
+
+    def capture(self):
+        """Start reading the packets a capture-built program (``capture=...``) emits."""
+        from .capture import Recorder
+        return Recorder(self)
+
+    def run(self, packet, **kw):
+        """Run the program on one packet with BPF_PROG_RUN (see ``xdplab.testrun``)."""
+        from .prog_run import run
+        return run(self, packet, **kw)
+
+    def __repr__(self) -> str:
+        where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
+        return f"<XDPProgram {self.name} id={self.id} ({where}) maps={list(self.maps)}>"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+        c = self.counters()
+        where = ", ".join(f"<code>{l.ifname}</code> ({l.mode}, link {l.id})" for l in self.links if l.attached)
+        return (f"<b>XDP program <code>{escape(self.name)}</code></b> id {self.id} &mdash; "
+                f"{where or 'not attached'}<br>maps: {', '.join(map(escape, self.maps)) or '-'}"
+                f"{c._repr_html_()}")
+
+
+@dataclass
+class Link:
+    """A bpf_link holding an XDP (or TC) program on an interface. Closing the fd (explicitly,
+    or by the process dying) detaches the program."""
+
+    fd: int
+    ifname: str
+    ifindex: int
+    mode: str
+    program: XDPProgram
+    netns: int = 0              # kernel.netns_ino() of the namespace holding ifindex
+    id: int = field(init=False)
+
+    def __post_init__(self):
+        self.id = kernel.link_info(self.fd)["id"]
+
+    @property
+    def attached(self) -> bool:
+        return self.fd >= 0
+
+    def update(self, program: XDPProgram) -> None:
+        """Swap in another program atomically."""
+        kernel.link_update(self.fd, program.fd)
+        if self in self.program.links:
+            self.program.links.remove(self)
+        self.program = program
+        program.links.append(self)
+
+    def detach(self) -> None:
+        if self.fd < 0:
+            return
+        _LINKS.pop((self.netns, self.ifindex, self.mode), None)
+        try:
+            kernel.link_detach(self.fd)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = -1
+        if self in self.program.links:
+            self.program.links.remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
+
+    def __repr__(self) -> str:
+        state = f"link {self.id}" if self.attached else "detached"
+        return f"<Link {self.program.name} on {self.ifname} ({self.mode}, {state})>"
+
+
+_LINKS: dict[tuple[int, int, str], Link] = {}   # this process's XDP links, by (netns, ifindex, mode)
+
+
+def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = False,
+           force: bool = False) -> Link:
+    mode_key = MODES.get(str(mode).lower())
+    if mode_key is None:
+        raise AttachError(f"unknown XDP mode {mode!r}", hint="use 'native' (driver) or 'generic' (skb)")
+    ifindex = attach_target(dev, force)
+    ours = our_link(prog, ifindex, mode_key)
+    if ours is not None:
+        return ours
+    present = kernel.xdp_state(dev)
+    if present and not replace:
+        who = ", ".join(f"{m} program {kernel.prog_name_by_id(p)!r} (id {p})" for m, p in present.items())
+        raise AttachError(f"{dev} already has {who}, not attached by this process",
+                          hint="pass replace=True (--replace) to take it off, or detach it first "
+                               "(`xdplab down` removes the lab's)")
+    if present:
+        _take_off(dev, ifindex, present)
+    try:
+        fd = kernel.link_create_xdp(prog.fd, ifindex, mode_key)
+    except kernel.BPFError as e:
+        raise AttachError(f"the kernel refused to attach {prog.name} to {dev} in {mode_key} mode: "
+                          f"{e.strerror}", hint=_attach_hint(e, mode_key)) from None
+    return new_link(prog, fd, dev, ifindex, mode_key)
+
+
+def our_link(prog, ifindex: int, mode: str) -> Link | None:
+    """The link this process holds at (this netns, ``ifindex``, ``mode``) with ``prog``
+    swapped in (a re-run cell: BPF_LINK_UPDATE, no moment without a program), or None."""
+    ours = _LINKS.get((kernel.netns_ino(), ifindex, mode))     # attach may run inside a netns
+    if ours is None or not ours.attached:
+        return None
+    if ours.program is not prog:
+        ours.update(prog)
+    return ours
+
+
+def new_link(prog, fd: int, dev: str, ifindex: int, mode: str) -> Link:
+    """Record the link ``fd`` just created for ``prog`` (found again by ``our_link``)."""
+    link = Link(fd, dev, ifindex, mode, prog, kernel.netns_ino())
+    prog.links.append(link)
+    _LINKS[(link.netns, ifindex, mode)] = link
+    return link
+
+
+def attach_target(dev: str, force: bool = False) -> int:
+    """``dev``'s ifindex, after refusing a missing interface and (unless ``force``) the
+    one carrying the default route."""
+    ifindex = kernel.ifindex(dev)
+    if not ifindex:
+        raise AttachError(f"no interface named {dev!r} in the root namespace",
+                          hint="`xdplab status` lists the lab's interfaces; `xdplab up` builds them")
+    if dev in kernel.default_route_ifnames() and not force:
+        raise AttachError(
+            f"{dev} carries this machine's default route: a program that drops there cuts "
+            "the machine off", hint="attach to a lab interface, or pass force=True if you mean it")
+    return ifindex
+
+
+def _take_off(dev: str, ifindex: int, present: dict) -> None:
+    """Detach what netlink reports on ``dev``: its bpf_links (ifindexes repeat across
+    namespaces, so only links holding one of ``present``'s programs), then netlink ones."""
+    for link_id in kernel.xdp_link_ids(ifindex):
+        fd = kernel.link_fd_by_id(link_id)
+        try:
+            if kernel.link_info(fd)["prog_id"] in present.values():
+                kernel.link_detach(fd)
+        finally:
+            os.close(fd)
+    for mode in kernel.xdp_state(dev):
+        if mode in ("native", "generic"):
+            kernel.netlink_detach_xdp(dev, mode)
+
+
+def _attach_hint(e: OSError, mode: str) -> str:
+    import errno
+    if e.errno == errno.EEXIST or e.errno == errno.EBUSY:
+        return "another program is attached in the other mode; detach it first (native and generic cannot mix)"
+    if e.errno == errno.EOPNOTSUPP:
+        return "this driver has no native XDP: use mode='generic'" if mode == "native" else ""
+    if e.errno == errno.EINVAL:
+        return "the program may be too large for this device's MTU/multi-buffer settings"
+    return ""
+
+
+def detach_all() -> None:
+    """Detach every link this process made (used by tests and by the notebook extension)."""
+    for link in list(_LINKS.values()):
+        link.detach()
+
+
+def load(source: str, **kw) -> LoadedProgram:
+    """``Program(source, **kw).load()``: an XDPProgram (``hook="tc"``: a tc.TCProgram)."""
+    return Program(source, **kw).load()

@@ -1,0 +1,441 @@
+"""Where did my packets go? A drop detector on the kernel's ``xdp:*`` tracepoints.
+
+    with xdplab.DropDetector() as dd:       # BCC TRACEPOINT_PROBEs (no fentry needed)
+        lab["h1"].ping(lab["h1"].gw4)
+        dd.summary()                         # DataFrame: where, what, errno, why
+    dd.widget()                              # live table (4 Hz) next to action counters
+
+The XDP path reports losses only through tracepoints (xdp-monitor reads the same ones):
+``xdp_exception`` (XDP_ABORTED, an unknown action, a driver that failed an action),
+``xdp_redirect``/``xdp_redirect_err`` (redirect decided / refused), ``xdp_bulk_tx``
+(XDP_TX flushed to the device: sent/drops/err), ``xdp_devmap_xmit`` (redirected frames
+flushed to the target's ndo_xdp_xmit), ``xdp_cpumap_enqueue``/``xdp_cpumap_kthread``.
+Which exist and which fields they carry differ between kernels (6.1 still has
+``xdp_redirect_map{,_err}``): the probes are generated from the format files under
+/sys/kernel/tracing/events/xdp; BCC builds the argument structs from the same files.
+"""
+from __future__ import annotations
+
+import collections
+import errno as _errno
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import kernel
+from ..errors import NotSupported
+
+TRACEFS = Path("/sys/kernel/tracing")
+EVENTS = TRACEFS / "events" / "xdp"
+ACTIONS = {0: "ABORTED", 1: "DROP", 2: "PASS", 3: "TX", 4: "REDIRECT"}
+#: tracepoints we know how to read, in the order they get their index
+TRACEPOINTS = ("xdp_exception", "xdp_redirect", "xdp_redirect_err", "xdp_redirect_map",
+               "xdp_redirect_map_err", "xdp_bulk_tx", "xdp_devmap_xmit", "xdp_cpumap_enqueue",
+               "xdp_cpumap_kthread")
+#: tracepoints where every hit is one lost frame (no ``drops`` field)
+_EACH_HIT_DROPS = {"xdp_exception", "xdp_redirect_err", "xdp_redirect_map_err"}
+_EACH_HIT_SENT = {"xdp_redirect", "xdp_redirect_map"}
+
+
+def available() -> dict[str, set[str]]:
+    """The xdp tracepoints this kernel has, with their field names (from the format files)."""
+    if not EVENTS.is_dir():
+        raise NotSupported("the xdp tracepoints", "4.18", f"{EVENTS} is missing (tracefs not mounted?)")
+    out = {}
+    for tp in TRACEPOINTS:
+        fmt = EVENTS / tp / "format"
+        if fmt.exists():
+            fields = set()
+            for line in fmt.read_text().splitlines():
+                line = line.strip()
+                if line.startswith("field:") and "common_" not in line:
+                    decl = line.split(";")[0].removeprefix("field:")
+                    fields.add(decl.split()[-1].split("[")[0])
+            out[tp] = fields
+    return out
+
+
+def _probe(idx: int, tp: str, fields: set[str]) -> str:
+    """The C of one TRACEPOINT_PROBE, reading only the fields this kernel's format has."""
+    def f(name, default="0"):
+        return f"args->{name}" if name in fields else default
+    ifindex = f("ifindex", f("from_ifindex"))
+    to = f("to_ifindex", f("to_cpu", f("cpu")))
+    drops = "1" if tp in _EACH_HIT_DROPS else f("drops")
+    sent = "1" if tp in _EACH_HIT_SENT else f("sent", f("processed"))
+    return f"""
+TRACEPOINT_PROBE(xdp, {tp})
+{{
+    struct xl_key k = {{}};
+    k.tp = {idx};
+    k.act = {f("act")};
+    k.ifindex = {ifindex};
+    k.to = {to};
+    k.err = {f("err")};
+    k.prog_id = {f("prog_id")};
+    k.map_id = {f("map_id")};
+    xl_record(args, &k, {drops}, {sent}, {f("map_index")});
+    return 0;
+}}
+"""
+
+
+_PRELUDE = r"""
+struct xl_key {
+    u32 tp; u32 act; s32 ifindex; s32 to; s32 err; u32 prog_id; u32 map_id;
+};
+struct xl_val {
+    u64 events; u64 drops; u64 sent; u64 first_ns; u64 last_ns; u64 streamed_ns;
+};
+struct xl_event {               /* flat: read in Python through _Event (ctypes) */
+    u64 ts; struct xl_key k; u32 drops; u32 sent; s32 map_index; u32 cpu;
+};
+BPF_HASH(xl_stats, struct xl_key, struct xl_val, 4096);
+BPF_RINGBUF_OUTPUT(xl_events, 16);
+BPF_ARRAY(xl_lost, u64, 1);
+
+static __always_inline void xl_record(void *ctx, struct xl_key *k, u32 drops, u32 sent, s32 map_index)
+{
+    u64 now = bpf_ktime_get_ns();
+    struct xl_val zero = {}, *v;
+    zero.first_ns = now;
+    v = xl_stats.lookup_or_try_init(k, &zero);
+    if (v) {
+        __sync_fetch_and_add(&v->events, 1);
+        __sync_fetch_and_add(&v->drops, drops);
+        __sync_fetch_and_add(&v->sent, sent);
+        v->last_ns = now;
+    }
+    if (!drops && k->err == 0)
+        return;                          /* only losses are streamed, */
+    if (v && v->streamed_ns && now - v->streamed_ns < XL_STREAM_GAP_NS)
+        return;                          /* at most one per key per gap: the map has the totals */
+    if (v)
+        v->streamed_ns = now;
+    struct xl_event *e = xl_events.ringbuf_reserve(sizeof(struct xl_event));
+    if (!e) {
+        u32 z = 0;
+        u64 *lost = xl_lost.lookup(&z);
+        if (lost)
+            __sync_fetch_and_add(lost, 1);
+        return;
+    }
+    e->ts = now; e->k = *k; e->drops = drops; e->sent = sent; e->map_index = map_index;
+    e->cpu = bpf_get_smp_processor_id();
+    xl_events.ringbuf_submit(e, 0);
+}
+"""
+
+
+import ctypes as _ct
+
+
+class _Key(_ct.Structure):
+    _fields_ = [("tp", _ct.c_uint32), ("act", _ct.c_uint32), ("ifindex", _ct.c_int32), ("to", _ct.c_int32),
+                ("err", _ct.c_int32), ("prog_id", _ct.c_uint32), ("map_id", _ct.c_uint32)]
+
+
+class _Event(_ct.Structure):
+    _fields_ = [("ts", _ct.c_uint64), ("k", _Key), ("drops", _ct.c_uint32), ("sent", _ct.c_uint32),
+                ("map_index", _ct.c_int32), ("cpu", _ct.c_uint32)]
+
+
+def errno_name(err: int) -> str:
+    if not err:
+        return ""
+    return _errno.errorcode.get(abs(err), str(err))
+
+
+def ifname(ifindex: int) -> str:
+    if ifindex <= 0:
+        return ""
+    try:
+        return socket.if_indextoname(ifindex)
+    except OSError:
+        return f"ifindex {ifindex}"
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One row: a (tracepoint, interface, action, errno, target, program) and its totals."""
+    tracepoint: str
+    ifindex: int
+    action: str
+    err: int
+    to: int
+    prog_id: int
+    map_id: int
+    events: int
+    drops: int
+    sent: int
+
+    @property
+    def reason(self) -> str:
+        if not self.drops and not self.err:
+            return "no loss"          # a successful flush/redirect (summary(all_events=True))
+        return reason(self.tracepoint, self.action, self.err, self.ifindex, self.to)
+
+
+def reason(tp: str, action: str, err: int, ifindex: int, to: int) -> str:
+    """The cause of a loss, in the words of the kernel code that reported it."""
+    e = abs(err)
+    dev = ifname(ifindex)
+    if tp == "xdp_exception":
+        if action == "ABORTED":
+            return ("the program returned XDP_ABORTED (explicitly, or through bpf_redirect_map() "
+                    "missing its map entry with flags 0: the helper then returns XDP_ABORTED); "
+                    "the frame is dropped")
+        if action in ("TX", "REDIRECT"):
+            return f"the driver of {dev} could not carry out XDP_{action} (e.g. no room to convert the buffer to a frame)"
+        return f"the program returned an invalid action ({action}): treated as XDP_ABORTED"
+    if tp in ("xdp_bulk_tx", "xdp_devmap_xmit") and e:
+        target = dev if tp == "xdp_bulk_tx" else ifname(to)
+        what = "XDP_TX" if tp == "xdp_bulk_tx" else "XDP_REDIRECT"
+        kind = (kernel.link_details(target) or {}).get("kind") if target else None
+        if e == _errno.ENXIO and kind == "veth":
+            return (f"{what} into veth {target}: its peer has no XDP program, so the peer has no "
+                    "XDP receive ring (NAPI) and veth_xdp_xmit() frees the frames (-ENXIO). Attach "
+                    "an XDP program (XDP_PASS is enough) to the peer inside the namespace "
+                    "(xdplab.redirect.ensure_peer_program(host)).")
+        if e == _errno.ENXIO:
+            return f"{what} into {target}: the device cannot take XDP frames now (-ENXIO: no XDP ring/peer)"
+        if e == _errno.ENETDOWN:
+            return f"{what} into {target}: the device (or its veth peer) is down (-ENETDOWN)"
+        if e == _errno.EOPNOTSUPP:
+            return f"{what} into {target}: the driver has no ndo_xdp_xmit (-EOPNOTSUPP)"
+        if e == _errno.ENOSPC:
+            return f"{what} into {target}: its XDP TX ring is full (-ENOSPC)"
+        return f"{what} into {target} failed: -{errno_name(err)}"
+    if tp in ("xdp_bulk_tx", "xdp_devmap_xmit"):
+        return "the device's transmit queue took fewer frames than were flushed (ring full)"
+    if tp in ("xdp_redirect_err", "xdp_redirect_map_err"):
+        target = ifname(to) if to else "the target"
+        if e == _errno.EOPNOTSUPP and to and (kernel.link_details(target) or {}).get("kind") == "veth":
+            return (f"XDP_REDIRECT into veth {target}: a veth accepts XDP frames (advertises "
+                    "NETDEV_XDP_ACT_NDO_XMIT) only while its peer has an XDP program (or GRO); "
+                    "this peer has none, so the redirect is refused (-EOPNOTSUPP) and the frame "
+                    "dropped. Attach an XDP program (XDP_PASS) to the peer inside the namespace "
+                    "(xdplab.redirect.ensure_peer_program(host)).")
+        return {
+            _errno.ENETDOWN: f"XDP_REDIRECT to {target}: the target is down (-ENETDOWN)",
+            _errno.EOPNOTSUPP: f"XDP_REDIRECT to {target}: the target driver has no ndo_xdp_xmit (-EOPNOTSUPP)",
+            _errno.EMSGSIZE: f"XDP_REDIRECT to {target}: the frame exceeds the target's MTU (-EMSGSIZE)",
+            _errno.EINVAL: "XDP_REDIRECT to an ifindex that does not exist, or no bpf_redirect*() "
+                           "call before returning XDP_REDIRECT (-EINVAL)",
+            _errno.ENOENT: "XDP_REDIRECT through a map entry that is empty (-ENOENT)",
+            _errno.EBUSY: "XDP_REDIRECT into an AF_XDP socket whose ring is full (-EBUSY)",
+            _errno.ENOBUFS: "XDP_REDIRECT: no room in the target's queue (-ENOBUFS)",
+        }.get(e, f"XDP_REDIRECT refused: -{errno_name(err)}")
+    if tp == "xdp_cpumap_enqueue":
+        return f"cpumap: CPU {to}'s queue was full, frames dropped before the remote CPU saw them"
+    if tp == "xdp_cpumap_kthread":
+        return "cpumap kthread: frames dropped on the remote CPU (its program or skb allocation)"
+    return f"{tp}: -{errno_name(err)}" if err else tp
+
+
+class DropDetector:
+    """Attach BCC probes to every xdp tracepoint this kernel has; aggregate in a kernel
+    map (read at any rate), stream each loss through a ring buffer (``events()``).
+
+    ``programs``: XDPPrograms whose action counters the widget shows alongside.
+    ``stream_gap``: a loss event is streamed to ``events()`` at most once per this many
+    seconds per (tracepoint, interface, action, errno, target, program); ``summary()``
+    counts every one. 0 streams all (costly under a flood).
+    ``ifaces``: only report losses on or into these interfaces (the probes see the whole
+    machine; other users' drops are filtered out here).
+    ``successes``: also probe ``xdp_redirect`` (one hit per *successful* redirect: costly
+    at high rates and never a loss; its failures come through ``xdp_redirect_err``)."""
+
+    def __init__(self, programs=(), max_events: int = 10000, successes: bool = False,
+                 stream_gap: float = 0.01, ifaces=None):
+        self.stream_gap = stream_gap
+        #: show only losses on (or into) these interfaces (names, or lab Hosts); None: all
+        self.ifaces = None if ifaces is None else [getattr(i, "outside", i) for i in ifaces]
+        self.programs = list(programs)
+        self.tracepoints = {tp: f for tp, f in available().items()
+                            if successes or tp not in _EACH_HIT_SENT}
+        self._names = list(self.tracepoints)
+        self._events = collections.deque(maxlen=max_events)
+        self.bpf = None
+        self._stop = threading.Event()
+        self._thread = None
+        self.received = 0
+
+    # --- lifecycle -------------------------------------------------------------------
+    def source(self) -> str:
+        return f"#define XL_STREAM_GAP_NS {int(self.stream_gap * 1e9)}ULL\n" + _PRELUDE + "".join(_probe(i, tp, self.tracepoints[tp]) for i, tp in enumerate(self._names))
+
+    def start(self) -> "DropDetector":
+        if self.bpf is not None:
+            return self
+        from bcc import BPF
+        from ..programs.program import _capture_stderr
+        with _capture_stderr() as err:
+            try:
+                self.bpf = BPF(text=self.source().encode())
+            except Exception as e:
+                raise NotSupported("the xdp tracepoint drop detector", "5.8",
+                                   f"BCC could not load the probes: {e}\n{err['text'][-800:]}") from None
+        self.bpf["xl_events"].open_ring_buffer(self._on_event)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="xdplab-drops", daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self):
+        while not self._stop.is_set():
+            try:
+                self.bpf.ring_buffer_poll(100)
+            except Exception:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.1)
+
+    def _on_event(self, ctx, data, size):
+        e = _ct.cast(data, _ct.POINTER(_Event)).contents
+        k = e.k
+        tp = self._names[k.tp] if k.tp < len(self._names) else str(k.tp)
+        self.received += 1
+        self._events.append({
+            "time": e.ts / 1e9, "tracepoint": tp, "ifname": ifname(k.ifindex),
+            "action": ACTIONS.get(k.act, str(k.act)), "errno": errno_name(k.err),
+            "to": ifname(k.to) if tp not in ("xdp_cpumap_enqueue", "xdp_cpumap_kthread") else f"cpu{k.to}",
+            "drops": e.drops, "sent": e.sent, "prog_id": k.prog_id, "map_id": k.map_id,
+            "map_index": e.map_index, "cpu": e.cpu,
+            "reason": reason(tp, ACTIONS.get(k.act, str(k.act)), k.err, k.ifindex, k.to)})
+
+    def stop(self) -> None:
+        if self.bpf is None:
+            return
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+        self._final = self.losses()
+        self.bpf.cleanup()
+        self.bpf = None
+
+    close = stop
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # --- data ------------------------------------------------------------------------
+    def losses(self, all_events: bool = False) -> list[Loss]:
+        """Aggregated rows from the kernel map; only rows with drops or an errno unless
+        ``all_events`` (successful redirects/flushes too)."""
+        if self.bpf is None:
+            return list(getattr(self, "_final", []))
+        rows = []
+        keep = None if self.ifaces is None else {kernel.ifindex(n) for n in self.ifaces} - {0}
+        for k, v in self.bpf["xl_stats"].items():
+            tp = self._names[k.tp] if k.tp < len(self._names) else str(k.tp)
+            if not all_events and not v.drops and not k.err:
+                continue
+            if keep is not None and k.ifindex not in keep and ("cpumap" in tp or k.to not in keep):
+                continue
+            rows.append(Loss(tp, k.ifindex, ACTIONS.get(k.act, str(k.act)), k.err, k.to, k.prog_id,
+                             k.map_id, v.events, v.drops, v.sent))
+        return sorted(rows, key=lambda r: -r.drops)
+
+    @property
+    def dropped(self) -> int:
+        return sum(r.drops for r in self.losses())
+
+    @property
+    def lost_events(self) -> int:
+        """Loss events the ring buffer had no room for (the aggregate still counts them)."""
+        if self.bpf is None:
+            return 0
+        return sum(v.value for v in self.bpf["xl_lost"].values())
+
+    def events(self, clear: bool = False) -> list[dict]:
+        """The individual loss events received so far (newest last)."""
+        out = list(self._events)
+        if clear:
+            self._events.clear()
+        return out
+
+    def wait(self, timeout: float = 1.0, min_drops: int = 1) -> list[Loss]:
+        """Poll the kernel aggregate until ``min_drops`` frames are reported lost."""
+        end = time.monotonic() + timeout
+        while True:
+            rows = self.losses()
+            if sum(r.drops for r in rows) >= min_drops or time.monotonic() >= end:
+                return rows
+            time.sleep(0.02)
+
+    def clear(self) -> None:
+        if self.bpf is not None:
+            self.bpf["xl_stats"].clear()
+        self._events.clear()
+
+    def summary(self, all_events: bool = False):
+        """A DataFrame: one row per (tracepoint, interface, action, errno, target, program)."""
+        import pandas as pd
+        rows = [{"tracepoint": r.tracepoint, "ifname": ifname(r.ifindex), "program": _prog_name(r.prog_id),
+                 "action": r.action, "errno": errno_name(r.err),
+                 "to": ifname(r.to) if "cpumap" not in r.tracepoint else f"cpu{r.to}",
+                 "events": r.events, "drops": r.drops, "sent": r.sent, "reason": r.reason}
+                for r in self.losses(all_events)]
+        cols = ["tracepoint", "ifname", "program", "action", "errno", "to", "events", "drops", "sent", "reason"]
+        return pd.DataFrame(rows, columns=cols)
+
+    # --- display ---------------------------------------------------------------------
+    def _html(self) -> str:
+        from html import escape
+        rows = self.losses()
+        parts = ["<b>XDP losses</b> (xdp tracepoints: " + ", ".join(self._names) + ")"]
+        if not rows:
+            parts.append("<div style='color:#2e7d32'>no drops reported</div>")
+        else:
+            parts.append("<table><tr><th>where</th><th>program</th><th>tracepoint</th><th>action</th>"
+                         "<th>errno</th><th>target</th><th>drops</th><th>why</th></tr>")
+            for r in rows:
+                parts.append(
+                    f"<tr><td><code>{escape(ifname(r.ifindex))}</code></td><td>{escape(_prog_name(r.prog_id))}</td>"
+                    f"<td>{r.tracepoint}</td><td>XDP_{r.action}</td><td>{errno_name(r.err)}</td>"
+                    f"<td>{escape(ifname(r.to)) if 'cpumap' not in r.tracepoint else f'cpu{r.to}'}</td>"
+                    f"<td><b style='color:#c0392b'>{r.drops}</b></td>"
+                    f"<td style='text-align:left'>{escape(r.reason)}</td></tr>")
+            parts.append("</table>")
+        for p in self.programs:
+            try:
+                c = p.counters()
+            except Exception:
+                continue
+            parts.append(f"<div><b>{escape(p.name)}</b> (id {p.id}) actions:</div>{c._repr_html_()}")
+        return "".join(parts)
+
+    def _repr_html_(self) -> str:
+        return self._html()
+
+    def __repr__(self) -> str:
+        state = "running" if self.bpf is not None else "stopped"
+        return f"<DropDetector {state}: {len(self._names)} tracepoints, {self.dropped} drops>"
+
+    def widget(self, hz: float = 4.0):
+        """An ipywidgets HTML table refreshed ``hz`` times a second (starts the detector)."""
+        import ipywidgets as w
+        self.start()
+        box = w.HTML(self._html())
+
+        def refresh():
+            while self.bpf is not None and not self._stop.is_set():
+                try:
+                    box.value = self._html()
+                except Exception:
+                    pass
+                time.sleep(1 / hz)
+        threading.Thread(target=refresh, name="xdplab-drops-widget", daemon=True).start()
+        return box
+
+
+def _prog_name(prog_id: int) -> str:
+    if not prog_id:
+        return ""
+    return f"{kernel.prog_name_by_id(prog_id)}#{prog_id}"

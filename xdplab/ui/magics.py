@@ -1,0 +1,111 @@
+"""``%load_ext xdplab`` gives the ``%%xdp`` cell magic.
+
+    %%xdp --dev h1 [--mode native|generic] [--name prog] [--func f] [--replace] [--no-attach]
+    int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }
+
+compiles the cell, attaches it and binds the ``XDPProgram`` to ``prog`` (default: the
+C function's name). Running the cell again swaps the new program in atomically and
+releases the old one. ``--dev`` takes an interface or a lab host's name (``h1`` means
+the root-side veth of lab host h1). Errors are short and point at the cell's line.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from IPython.core.magic import Magics, cell_magic, magics_class
+
+from ..errors import XDPLabError
+from ..programs.program import Program
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise XDPLabError(f"%%xdp: {message}", hint=self.format_usage().strip())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="%%xdp", add_help=False)
+    p.add_argument("--dev", "-d", help="interface, or lab host name (h1 = its root-side veth)")
+    p.add_argument("--mode", "-m", default="native", help="native (driver) or generic (skb)")
+    p.add_argument("--name", "-n", help="variable to bind the program to")
+    p.add_argument("--func", "-f", help="the XDP function (default: the first one)")
+    p.add_argument("--replace", action="store_true", help="take off a program not attached by this notebook")
+    p.add_argument("--force", action="store_true", help="allow the interface with the default route")
+    p.add_argument("--no-attach", dest="attach", action="store_false", help="compile and load only")
+    p.add_argument("--no-count", dest="count", action="store_false", help="do not count actions")
+    p.add_argument("--plot", action="store_true", help="show the live action plot under the cell")
+    p.add_argument("--printk", action="store_true", help="stream the program's bpf_printk lines under the cell")
+    p.add_argument("--capture", nargs="?", const=True, default=False, metavar="FILTER",
+                   help="instrument for packet capture (optional tcpdump filter); prog.capture() reads it")
+    return p
+
+
+def resolve_dev(dev: str) -> str:
+    """An interface name, or a lab host's name mapped to its root-side interface."""
+    from .. import kernel
+    if kernel.ifindex(dev):
+        return dev
+    from ..net.topology import Topology
+    t = Topology()
+    if dev in t.hosts:
+        return t[dev].outside
+    return dev            # attach() reports the unknown interface
+
+
+@magics_class
+class XDPMagics(Magics):
+    @cell_magic
+    def xdp(self, line: str, cell: str):
+        args = parser().parse_args(shlex.split(line))
+        spec = Program(cell, func=args.func, count=args.count, origin="cell", capture=args.capture,
+                       header_lines=(f"%%xdp {line}",))
+        name = args.name or spec.entry
+        ns = self.shell.user_ns
+        old = ns.get(name)
+        try:
+            prog = spec.load()
+        except XDPLabError as e:
+            _show(e)
+            raise
+        if args.attach:
+            if not args.dev:
+                prog.close()
+                raise XDPLabError("%%xdp: which interface? add --dev IFACE (or a lab host: --dev h1)",
+                                  hint="or --no-attach to only compile and load")
+            try:
+                prog.attach(resolve_dev(args.dev), args.mode, replace=args.replace, force=args.force)
+            except XDPLabError:
+                prog.close()
+                raise
+        ns[name] = prog
+        from ..programs.program import XDPProgram
+        if isinstance(old, XDPProgram) and old is not prog and not old.links:
+            old.close()           # its link (if any) now holds the new program
+        if args.printk:
+            from IPython.display import display
+            display(prog.printk())
+        if args.plot:
+            from IPython.display import display
+            display(prog.plot())
+        return None
+
+
+def _show(e: XDPLabError) -> None:
+    """Rich rendering of compile/verifier errors, when the explain module offers one."""
+    try:
+        from ..programs.explain import display_error
+    except ImportError:
+        return
+    display_error(e)
+
+
+def load_ipython_extension(ipython) -> None:
+    ipython.register_magics(XDPMagics)
+    from ..programs.live import ensure_bokehjs
+    ensure_bokehjs()
+
+
+def unload_ipython_extension(ipython) -> None:
+    from ..programs.program import detach_all
+    detach_all()
