@@ -26,25 +26,12 @@ def expectation(path: Path) -> tuple[str, int]:
 def xdp_prog_ids(name: str) -> set[int]:
     """IDs of the loaded XDP programs called ``name`` (BPF_PROG_GET_NEXT_ID walk; other
     processes may load XDP programs meanwhile, so the name tells ours apart)."""
-    ids, start = set(), 0
-    while True:
-        attr = kernel._attr("=II", start, 0)
-        try:
-            kernel.bpf(kernel.BPF_PROG_GET_NEXT_ID, attr, "PROG_GET_NEXT_ID")
-        except OSError:
-            return ids
-        start = struct.unpack_from("=I", attr, 4)[0]
-        try:
-            fd = kernel.bpf(kernel.BPF_PROG_GET_FD_BY_ID, kernel._attr("=I", start))
-        except OSError:
-            continue
-        try:
-            info = kernel.prog_info(fd)
-            if info["type"] == kernel.BPF_PROG_TYPE_XDP and info["name"] == name[:15]:
-                ids.add(start)
-        finally:
-            import os
-            os.close(fd)
+    ids = set()
+    for pid in kernel.prog_ids():
+        info = kernel.prog_info_by_id(pid)
+        if info and info["type"] == kernel.BPF_PROG_TYPE_XDP and info["name"] == name[:15]:
+            ids.add(pid)
+    return ids
 
 
 def test_corpus_is_big_enough_and_covers_the_catalogue():

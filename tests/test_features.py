@@ -43,7 +43,7 @@ def test_veth_flags_both_ends(topo):
 
 def test_ndo_xmit_follows_the_peer_program(topo):
     h2 = topo["h2"]
-    t = drivers.peer_program_effect(h2)
+    t = redirect.peer_program_effect(h2)
     without, with_peer = t.rows
     assert without.ndo_xmit is False and with_peer.ndo_xmit is True
     assert with_peer.ndo_xmit_sg is True

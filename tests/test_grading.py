@@ -5,8 +5,8 @@ from scapy.layers.inet import IP, UDP
 
 from xdplab import kernel
 
-from xdplab.tools import grading
-from xdplab.tools.grading import SOLUTIONS
+from xdplab.labs import grading
+from xdplab.labs.grading import SOLUTIONS
 
 from .helpers import DROP_UDP9
 
@@ -72,7 +72,7 @@ def test_reference_solution_passes_including_live(lab, topo):
 
 
 def test_solutions_are_where_the_registry_says():
-    grading._discover()
+    grading.discover()
     for lab in ("01", "02", "05"):
         ex = grading.get(lab)
         assert ex.solution_path.is_file() and ex.solution_path.is_relative_to(SOLUTIONS)

@@ -52,7 +52,7 @@ def test_resolve_series():
 
 
 def test_cpio_is_newc():
-    data = matrix._cpio([("bin", 0o40755, b""), ("init", 0o100755, "#!/bin/sh\n")])
+    data = matrix.cpio([("bin", 0o40755, b""), ("init", 0o100755, "#!/bin/sh\n")])
     assert data.startswith(b"070701") and b"TRAILER!!!" in data
     assert len(data) % 4 == 0
     if shutil.which("cpio"):

@@ -49,7 +49,7 @@ def test_xdp_tx_echo_needs_peer_then_answers(topo):
 def test_lab06_exercise_grading(topo):
     """The lab's exercise checks: the reference solution passes (crafted packets and ping -6
     on the grader's host, whose peer gets a program), a plain bounce does not."""
-    from xdplab.tools import grading
+    from xdplab.labs import grading
     report = grading.check_lab("06", topo=topo)
     assert report.passed, report
     assert any(i.kind == "live" for i in report.items)

@@ -5,12 +5,12 @@ from xdplab.programs import explain
 from xdplab.errors import CompileError, NotSupported, XDPLabError
 from xdplab.ui.magics import parser
 from xdplab.programs.maps import Counters
-from xdplab.programs.program import Program, _numbered
+from xdplab.programs.program import Program, numbered
 from xdplab.net.topology import Topology
 
 
 def test_numbered_puts_line_directive_before_every_line_but_continuations():
-    out = _numbered("a\n#define X 1 \\\n  + 2\nb", "cell").splitlines()
+    out = numbered("a\n#define X 1 \\\n  + 2\nb", "cell").splitlines()
     assert out == ['#line 1 "cell"', "a", '#line 2 "cell"', "#define X 1 \\", "  + 2",
                    '#line 4 "cell"', "b"]
 

@@ -12,34 +12,19 @@ from . import errors, kernel, paths
 from .errors import (AttachError, CompileError, NotSupported, TopologyError, VerifierError,
                      XDPLabError)
 from .programs.program import ACTIONS, Link, Program, XDPProgram, detach_all, load
-from .net.topology import Host, Topology
+from .net.topology import Host, Topology, lab
 from .programs.capture import Capture
 from .tools.drops import DropDetector
 from . import programs, net, tools  # the layers (see ARCHITECTURE.md)
+from .ui import doctor as _doctor
+from .ui.magics import load_ipython_extension, unload_ipython_extension
 
 __version__ = "0.1.0"
 
 
-def lab(prefix: str | None = None) -> Topology:
-    """The default lab topology, built if it is not up yet."""
-    t = Topology() if prefix is None else Topology(prefix=prefix)
-    return t if t.is_up() else t.up()
-
-
 def doctor(**kw):
     """Check this machine for the lab; returns a report that shows itself as a table."""
-    from .ui.doctor import run
-    return run(**kw)
-
-
-def load_ipython_extension(ipython):
-    from .ui.magics import load_ipython_extension as _load
-    _load(ipython)
-
-
-def unload_ipython_extension(ipython):
-    from .ui.magics import unload_ipython_extension as _unload
-    _unload(ipython)
+    return _doctor.run(**kw)
 
 
 __all__ = ["ACTIONS", "AttachError", "Capture", "CompileError", "DropDetector", "Host", "Link", "NotSupported", "Program",

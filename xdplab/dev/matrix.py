@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import paths
+from .. import kernel
+import socket
 
 CACHE = Path(os.environ.get("XDPLAB_KERNEL_CACHE", "/var/cache/xdplab/kernels"))
 REPO = paths.PACKAGE.parent      # the checkout (or site-packages) the guests mount
@@ -225,7 +227,7 @@ def _module_closure(kernel: Kernel, wanted) -> list[tuple[str, bytes]]:
     return order
 
 
-def _cpio(entries) -> bytes:
+def cpio(entries) -> bytes:
     """A newc cpio archive of (path, mode, data|symlink-target) entries."""
     out = io.BytesIO()
     for ino, (name, mode, data) in enumerate([*entries, ("TRAILER!!!", 0, b"")], 1):
@@ -301,7 +303,7 @@ def initramfs(kernel: Kernel, progress=None) -> Path:
     entries += [(f"mods/{i:02d}-{name}.ko", 0o100644, data)
                 for i, (name, data) in enumerate(_module_closure(kernel, INITRD_MODULES))]
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(gzip.compress(_cpio(entries), 1))
+    tmp.write_bytes(gzip.compress(cpio(entries), 1))
     tmp.rename(path)
     stamp.write_text(key)
     return path
@@ -364,8 +366,6 @@ class GuestNet:
 
     def feed_udp(self, port: int, stop: threading.Event) -> threading.Thread:
         """Send a small UDP datagram to the guest every 50 ms (AF_XDP check's traffic)."""
-        import socket
-        from .. import kernel
 
         def loop():
             s = kernel.run_in_netns(self.ns, socket.socket, socket.AF_INET, socket.SOCK_DGRAM)

@@ -24,8 +24,16 @@ import traceback
 from pathlib import Path
 
 from .. import kernel
+from ..programs.program import detach_all
 from ..errors import NotSupported, XDPLabError
 from .matrix import END_TAG, RESULT_TAG
+from ..programs.program import Program
+from ..net.topology import Topology
+from ..programs.program import Program, XDPProgram
+from ..net import drivers
+from ..net.afxdp import XSK
+from ..tools.drops import DropDetector
+import socket
 
 PINGS = 5
 UDP_PORT = 4242
@@ -118,7 +126,6 @@ class Target:
         self.topo = None
         self.udp_feed = udp_feed
         if dev is None:
-            from ..net.topology import Topology
             n = os.getpid()
             self.topo = Topology(hosts=("h1",), prefix=f"xs{n % 100}-", net=200 + n % 50).up()
             h = self.topo["h1"]
@@ -140,7 +147,6 @@ class Target:
         return int(m[1]) if m else 0
 
     def close(self):
-        from .. import detach_all
         detach_all()
         if self.topo:
             self.topo.down()
@@ -169,7 +175,6 @@ def xdp_tx_stats(dev: str) -> tuple[int, int]:
 def udp_frame(dst: str, dport: int = 9) -> bytes:
     """Ethernet/IPv4/UDP frame carrying MARK (built by hand: importing scapy takes ~40 s
     in a TCG guest)."""
-    import socket
     udp = struct.pack("!HHHH", dport, dport, 8 + len(MARK), 0) + MARK
     hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
                       socket.inet_aton("10.255.0.1"), socket.inet_aton(dst))
@@ -201,7 +206,6 @@ class Suite:
             raise Skip("needs bcc_compile")
         if func not in self.progs:
             from bcc import BPF
-            from ..programs.program import Program, XDPProgram
             base = next(iter(self.progs.values()))
             self.progs[func] = XDPProgram(Program(SRC, func=func, count=False), base.bpf,
                                           base.bpf.load_func(func, BPF.XDP))
@@ -213,7 +217,6 @@ class Suite:
         return f"{os.uname().release}, {self.t.dev}: {self.t.driver}, {q} rx queues"
 
     def check_bcc_compile(self):
-        from ..programs.program import Program
         t0 = time.monotonic()
         self.progs["smoke_pass"] = Program(SRC, func="smoke_pass", count=False).load()
         return f"compiled+verified in {time.monotonic() - t0:.1f} s"
@@ -263,7 +266,7 @@ class Suite:
 
     def check_features(self):
         try:
-            from ..net import drivers
+            pass
         except ImportError:
             raise Skip("xdplab.features not in this checkout")
         f = drivers.query(self.t.dev)
@@ -303,7 +306,7 @@ class Suite:
 
     def check_afxdp(self):
         try:
-            from ..net.afxdp import XSK
+            pass
         except ImportError:
             raise Skip("xdplab.afxdp not in this checkout")
         if not self.t.host and not self.t.udp_feed:
@@ -336,7 +339,6 @@ class Suite:
         return f"{len(frames)} frames on RX queue(s) {sorted(got)} of {queues} (copy mode)"
 
     def check_metadata_tc(self):
-        from ..programs.program import Program
         stamp = Program(META_XDP, count=False).load()
         tc = Program(META_TC, hook="tc").load()
         try:
@@ -353,7 +355,7 @@ class Suite:
 
     def check_drop_detector(self):
         try:
-            from ..tools.drops import DropDetector
+            pass
         except ImportError:
             raise Skip("xdplab.trace not in this checkout")
         bad = self.program("smoke_aborted")

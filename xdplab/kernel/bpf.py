@@ -12,6 +12,13 @@ import platform
 import socket
 import struct
 from contextlib import contextmanager
+from ..errors import NotSupported
+import types
+import asyncio
+import threading
+import fcntl
+import mmap
+from concurrent.futures import ThreadPoolExecutor
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -147,6 +154,33 @@ def prog_info(prog_fd: int) -> dict:
     return {"type": ptype, "id": pid, "name": name}
 
 
+def prog_ids() -> list[int]:
+    """IDs of every loaded BPF program (BPF_PROG_GET_NEXT_ID walk)."""
+    ids, start = [], 0
+    while True:
+        attr = _attr("=II", start, 0)
+        try:
+            bpf(BPF_PROG_GET_NEXT_ID, attr, "PROG_GET_NEXT_ID")
+        except BPFError as e:
+            if e.errno == errno.ENOENT:
+                return ids
+            raise
+        start = struct.unpack_from("=I", attr, 4)[0]
+        ids.append(start)
+
+
+def prog_info_by_id(prog_id: int) -> dict | None:
+    """``prog_info`` of program ``prog_id``, or None when it is gone."""
+    try:
+        fd = bpf(BPF_PROG_GET_FD_BY_ID, _attr("=I", prog_id), "PROG_GET_FD_BY_ID")
+    except BPFError:
+        return None
+    try:
+        return prog_info(fd)
+    finally:
+        os.close(fd)
+
+
 def prog_name_by_id(prog_id: int) -> str:
     try:
         fd = bpf(BPF_PROG_GET_FD_BY_ID, _attr("=I", prog_id), "PROG_GET_FD_BY_ID")
@@ -199,7 +233,6 @@ class _OnWorkerThread:
     (no running loop) use the socket directly."""
 
     def __init__(self, factory):
-        from concurrent.futures import ThreadPoolExecutor
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xdplab-netlink")
         self._obj = self._pool.submit(factory).result()
 
@@ -224,13 +257,11 @@ class _OnWorkerThread:
 
 def _materialize(result):
     """Generators must be consumed on the thread that owns the socket."""
-    import types
     return list(result) if isinstance(result, types.GeneratorType) else result
 
 
 def ipr(netns: str | None = None):
     """A pyroute2 IPRoute (root namespace) or NetNS (``netns``) usable from any thread."""
-    import asyncio
     from pyroute2 import IPRoute, NetNS
     factory = (lambda: NetNS(netns)) if netns else IPRoute
     try:
@@ -238,6 +269,18 @@ def ipr(netns: str | None = None):
     except RuntimeError:
         return factory()
     return _OnWorkerThread(factory)
+
+
+def netns_create(name: str) -> None:
+    """A named network namespace (/run/netns/``name``), as ``ip netns add``."""
+    from pyroute2 import netns
+    netns.create(name)
+
+
+def netns_remove(name: str) -> None:
+    """Remove the named network namespace (its interfaces go with it)."""
+    from pyroute2 import netns
+    netns.remove(name)
 
 
 def netns_ino() -> int:
@@ -322,7 +365,6 @@ def in_netns(name: str | None):
 
 def run_in_netns(name: str | None, fn, *args, **kwargs):
     """Call ``fn`` on a fresh thread inside netns ``name``; return its result or raise."""
-    import threading
     box = {}
 
     def target():
@@ -397,6 +439,14 @@ BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_XDP = 6
 
 
+def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    """One eBPF instruction (struct bpf_insn) for programs loaded without a compiler."""
+    return struct.pack("<BBhi", code, dst | (src << 4), off, imm)
+
+
+XDP_PASS_INSNS = insn(0xb7, 0, 0, 0, 2) + insn(0x95)        # r0 = XDP_PASS; exit
+
+
 def prog_load_xdp(insns: bytes, name: str = "", expected_attach_type: int = 0) -> int:
     """BPF_PROG_LOAD of raw XDP instructions (no compiler: for tiny fixed programs).
     Returns the prog fd; the verifier log is in the error on failure."""
@@ -454,7 +504,6 @@ def _off_event_loop(fn, *args):
     """Call ``fn`` here, or on a helper thread (same netns) when this thread runs an asyncio
     loop (Jupyter's): pyroute2 0.9's legacy NetlinkSocket drives a loop of its own and
     fails with 'This event loop is already running' there."""
-    import asyncio
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -474,7 +523,6 @@ def _netdev_dev_get(ifindex: int | None, family: str) -> list[dict]:
     from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
     from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.generic import GenericNetlinkSocket
-    from ..errors import NotSupported
     cls = _netdev_msg()
     sock = GenericNetlinkSocket()
     try:
@@ -510,7 +558,6 @@ ETHTOOL_GDRVINFO, ETHTOOL_GCHANNELS = 0x03, 0x3c
 
 
 def _ethtool(ifname: str, cmd_buf: ctypes.Array) -> None:
-    import fcntl
     ifr = ctypes.create_string_buffer(40)                  # struct ifreq
     struct.pack_into("16sQ", ifr, 0, ifname.encode(), ctypes.addressof(cmd_buf))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -616,7 +663,6 @@ def xsk_bind(fd: int, ifindex: int, queue_id: int, flags: int, shared_umem_fd: i
 
 def xsk_mmap(fd: int, size: int, pgoff: int):
     """mmap a ring (MAP_SHARED | MAP_POPULATE) at one of the XDP_*PGOFF_* offsets."""
-    import mmap
     return mmap.mmap(fd, size, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
                      mmap.PROT_READ | mmap.PROT_WRITE, offset=pgoff)
 
@@ -636,7 +682,6 @@ def xsk_kick(fd: int, tx: bool = True) -> int:
 def netdev_xdp_features(ifindex: int) -> int | None:
     """NETDEV_A_DEV_XDP_FEATURES (netdev_xdp_act bits) of ``ifindex`` in the calling
     thread's netns, or None when the kernel cannot say (no netdev family: < 6.3)."""
-    from ..errors import NotSupported
     try:
         rows = netdev_dev_get(ifindex)
     except NotSupported:

@@ -3,7 +3,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from ..tools.grading import exercise, udp_delivered
+from .grading import exercise, udp_delivered
 
 ex = exercise("01", "hello-xdp", solution="01-hello-xdp/drop_icmp_echo.c",
               title="drop ICMP echo requests (IPv4 and IPv6), pass the rest")

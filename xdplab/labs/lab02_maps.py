@@ -5,7 +5,8 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 from ..errors import XDPLabError
-from ..tools.grading import exercise
+from .grading import exercise
+from ..programs.prog_run import to_frame
 
 ex = exercise("02", "maps", solution="02-maps/proto_stats.c",
               title="count packets and bytes per IPv4 protocol (per-CPU array)")
@@ -56,7 +57,6 @@ def crafted(c):
         c.packet(f"{NAMES[proto]} passes", pkt, "XDP_PASS", repeat=n)
     for pkt in (IPv6(dst="fc00::1") / UDP(dport=9), Ether(dst="ff:ff:ff:ff:ff:ff") / ARP()):
         c.packet(f"{pkt.lastlayer().name} passes (and is not counted)", pkt, "XDP_PASS", repeat=4)
-    from ..programs.prog_run import to_frame
     sent = {p: (n, len(to_frame(pkt))) for p, (n, pkt) in mix.items()}
     _expect(c, sent, _delta(_totals(c), before), "")
 

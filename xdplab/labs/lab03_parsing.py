@@ -3,7 +3,7 @@ from scapy.layers.inet import IP, TCP, UDP, IPOption_RR
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 
-from ..tools.grading import exercise
+from .grading import exercise
 
 ex = exercise("03", "parsing", solution="03-parsing/drop_telnet.c",
               title="drop TCP to port 23 over IPv4 and IPv6, with or without VLAN tags")

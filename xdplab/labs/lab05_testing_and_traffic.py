@@ -3,7 +3,8 @@ from scapy.layers.inet import ICMP, IP, IPOption_RR, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from ..tools.grading import exercise, udp_delivered
+from .grading import exercise, udp_delivered
+from ..net.traffic import blast
 
 ex = exercise("05", "testing-and-traffic", solution="05-testing-and-traffic/drop_discard.c",
               title="drop UDP to port 9 (IPv4 and IPv6), pass the rest")
@@ -39,7 +40,6 @@ def crafted(c):
 def live(c, host):
     from scapy.layers.inet import IP, UDP
     from scapy.packet import Raw
-    from ..net.traffic import blast
     pkt = IP(src=host.ipv4, dst=host.gw4) / UDP(sport=1024, dport=9) / Raw(b"z" * 18)
     before = c.prog.counters()
     r = blast(pkt, via=host, count=LIVE_FRAMES, vary={"sport": range(1024, 1024 + 4096)}, progress=False)

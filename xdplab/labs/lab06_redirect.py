@@ -3,7 +3,8 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import Ether
 
-from ..tools.grading import exercise
+from .grading import exercise
+from ..net.redirect import ensure_peer_program
 
 ex = exercise("06", "redirect", solution="06-redirect/icmp6_echo.c",
               title="answer ICMPv6 echo requests with XDP_TX, pass everything else")
@@ -55,7 +56,6 @@ def crafted(c):
 
 @ex.live
 def live(c, host):
-    from ..net.redirect import ensure_peer_program
     peer = ensure_peer_program(host)        # veth XDP_TX needs the peer's NAPI queue
     try:
         before = c.prog.counters()["TX"]

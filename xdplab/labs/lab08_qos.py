@@ -5,7 +5,9 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from ..tools.grading import exercise
+from .grading import exercise
+from ..tools.qos import configure, reset
+from ..tools.qos import flows
 
 ex = exercise("08", "qos", solution="08-qos/xdp_policer.c", func="xdp_policer",
               title="a per-flow token-bucket policer (rate and burst from policer_config)")
@@ -18,7 +20,6 @@ def _pkt(src="10.0.0.1", sport=1000, size=1000):
 
 
 def _setup(c, rate_bytes, burst):
-    from ..tools.qos import configure, reset
     configure(c.prog, rate_bytes * 8, burst)
     reset(c.prog)
 
@@ -51,7 +52,6 @@ def crafted(c):
     _setup(c, 125_000, 3000)
     for pkt in (_pkt(sport=1), _pkt(sport=2), _pkt(src="10.0.0.9")):
         c.prog.run(pkt, repeat=50)
-    from ..tools.qos import flows
     f = flows(c.prog)
     c.that("three flows, three buckets of 3 packets each", [3, 3, 3], sorted(f["passed"].tolist()),
            hint="key policer_flows by the 5-tuple (addresses, ports, protocol)")

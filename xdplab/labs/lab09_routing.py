@@ -3,7 +3,9 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from ..tools.grading import exercise
+from .grading import exercise
+from ..net.router_topology import DEFAULT_NET, DEFAULT_PREFIX, RouterTopology
+from ..programs.prog_run import run
 
 ex = exercise("09", "routing", solution="09-routing/xdp_router.c", func="xdp_router",
               title="forward with bpf_fib_lookup: TTL - 1 (incremental checksum), MACs, redirect")
@@ -11,7 +13,6 @@ ex = exercise("09", "routing", solution="09-routing/xdp_router.c", func="xdp_rou
 
 def _grader_router():
     """A router topology of the grader's own (the FIB the lookups run against)."""
-    from ..net.router_topology import DEFAULT_NET, DEFAULT_PREFIX, RouterTopology
     t = RouterTopology(hosts=("h1", "h3"), prefix=f"{DEFAULT_PREFIX}g", net=(DEFAULT_NET + 150) % 250 + 1)
     return t if t.is_up() else t.up()
 
@@ -25,7 +26,6 @@ def _csum_ok(p) -> bool:
 
 @ex.unit
 def crafted(c):
-    from ..programs.prog_run import run
     t = _grader_router()
     h1, h3 = t["h1"], t["h3"]
     eth = Ether(src=h1.mac, dst=h1.gw_mac)

@@ -7,7 +7,9 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from ..tools.grading import exercise, udp_delivered
+from .grading import exercise, udp_delivered
+from ..programs.program import Program
+from ..kernel import run_in_netns
 
 ex = exercise("11", "metadata", solution="11-metadata/stamp_proto.c",
               title="stamp the frame's L4 protocol into the metadata, pass every frame")
@@ -46,8 +48,6 @@ def crafted(c):
 
 @ex.live
 def live(c, host):
-    from ..programs.program import Program
-    from ..kernel import run_in_netns
     tc = Program.from_file(READER, hook="tc").load()
     try:
         tc.attach(host.outside, "ingress")

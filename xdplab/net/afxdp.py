@@ -57,6 +57,8 @@ import numpy as np
 
 from .. import kernel
 from ..errors import NotSupported, XDPLabError
+from ..programs.program import load
+from ..programs import live
 
 DESC = np.dtype([("addr", "<u8"), ("len", "<u4"), ("options", "<u4")])   # struct xdp_desc
 ADDR = np.dtype("<u8")                                                     # fill/comp entries
@@ -679,7 +681,6 @@ class XSK:
 
 def redirect_program(filter: str | None = None, *, udp_port: int | None = None):
     """Compile and load (not attach) the XSKMAP program for ``filter`` / ``udp_port``."""
-    from ..programs.program import load
     if udp_port is not None:
         filter = f"udp && dport == {int(udp_port)}" + (f" && ({filter})" if filter else "")
     return load(redirect_source(filter or "1"))
@@ -757,7 +758,6 @@ class RingPlot:
         self.samples = deque(maxlen=2000)          # {ring: level} per update, for checks
         self._stop = threading.Event()
         self._thread = None
-        from ..programs import live
         self.widget = live.widget(self.fig)
 
     def _data(self) -> dict:

@@ -11,19 +11,22 @@ metadata kfuncs it backs and AF_XDP TX features. ``query`` reads them for one in
 
 The flags are not static: veth only turns on ``ndo-xmit`` (it can be the *target* of an
 XDP_REDIRECT) while its peer has an XDP program (or GRO), virtio_net only while an XDP
-program is attached to it. ``peer_program_effect(host)`` shows that on a lab host.
+program is attached to it. ``redirect.peer_program_effect(host)`` shows that on a lab host.
 On kernels without the family (< 6.3) the flags are unknown; ``probe=True`` then tries a
 native attach on interfaces where that is safe.
 """
 from __future__ import annotations
 
 import errno
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html import escape
 
 from .. import kernel
 from ..errors import NotSupported, XDPLabError
+from .topology import Host
+from .topology import NETNS_DIR
 
 MIN_KERNEL = "6.3"
 
@@ -197,7 +200,6 @@ def query(dev, netns: str | None = None, *, probe: bool = False) -> Features:
     default route or with a program already attached)."""
     dev, netns = _resolve(dev, netns)
     if netns:
-        from .topology import NETNS_DIR
         if not (NETNS_DIR / netns).exists():
             raise XDPLabError(f"no network namespace {netns!r}", hint="`ip netns` lists them")
         return kernel.run_in_netns(netns, _query_here, dev, netns, probe)
@@ -205,7 +207,6 @@ def query(dev, netns: str | None = None, *, probe: bool = False) -> Features:
 
 
 def _resolve(dev, netns):
-    from .topology import Host
     if isinstance(dev, Host):
         return dev.outside, None
     if isinstance(dev, tuple):
@@ -219,7 +220,6 @@ def table(devs=None, *, probe: bool = False, label: str = "") -> "FeatureTable":
     if devs is None:
         with kernel.ipr() as ip:
             devs = [l.get_attr("IFLA_IFNAME") for l in ip.get_links()]
-    from .topology import Host
     rows = []
     for d in devs if isinstance(devs, (list, tuple)) else [devs]:
         if isinstance(d, Host):
@@ -254,11 +254,9 @@ def probe_native(ifname: str) -> bool | None:
     True/False, or None when it was not safe to try (default route, a program present).
     Attaches a 2-instruction XDP_PASS for a moment; on some physical NICs attaching
     reconfigures the rings (a short link flap), so this only runs when asked."""
-    import os
-    from .redirect import XDP_PASS_INSNS
     if ifname in kernel.default_route_ifnames() or kernel.xdp_state(ifname):
         return None
-    prog = kernel.prog_load_xdp(XDP_PASS_INSNS, "xdplab_probe")
+    prog = kernel.prog_load_xdp(kernel.XDP_PASS_INSNS, "xdplab_probe")
     try:
         fd = kernel.link_create_xdp(prog, kernel.ifindex(ifname), "native")
     except kernel.BPFError as e:
@@ -270,26 +268,6 @@ def probe_native(ifname: str) -> bool | None:
     finally:
         os.close(fd)
     return True
-
-
-def peer_program_effect(host, *, keep: bool = False) -> "FeatureTable":
-    """Show the veth rule on a lab host: the root-side end's ``ndo-xmit`` flag (can it be a
-    redirect target?) without, then with, an XDP program on its peer inside the netns.
-    The peer program is removed again unless ``keep``."""
-    from .redirect import ensure_peer_program, peer_programs
-    if peer_programs(host):
-        raise XDPLabError(f"{host.netns}:{host.inside} already has an XDP program, so there is "
-                          "no 'without' to show", hint="redirect.remove_peer_program(host) first")
-    before = query(host)
-    peer = ensure_peer_program(host)
-    try:
-        after = query(host)
-    finally:
-        if not keep:
-            peer.close()
-    t = FeatureTable([before, after], title=f"{host.outside}: peer {host.inside} without / with XDP",
-                     labels=[f"{host.outside} (peer: no XDP)", f"{host.outside} (peer: XDP_PASS)"])
-    return t
 
 
 # --- display ---------------------------------------------------------------------------
@@ -396,43 +374,3 @@ def legend():
 def uplinks() -> list[str]:
     """The interfaces carrying this machine's default route (look, never attach)."""
     return sorted(kernel.default_route_ifnames())
-
-
-# --- exercise check (lab 07) -----------------------------------------------------------
-
-def _fake(name: str, driver: str, xdp: set) -> Features:
-    return Features(name, None, 0, driver, driver, 1, 1, frozenset(xdp))
-
-
-def check_plan(plan):
-    """Check ``plan(src, dst) -> {'mode': 'native'|'generic', 'target_needs_program': bool}``
-    (lab 07 exercise): how to redirect from device ``src`` to device ``dst`` given their
-    features — native when ``src`` can redirect natively; a program on the target side
-    when ``dst`` lacks ndo-xmit (only matters in native mode). Returns a grading Report."""
-    from ..tools.grading import Checker, Report
-    veth = {"basic", "redirect", "rx-sg"}
-    cases = [
-        ("veth -> veth whose peer has XDP", _fake("a", "veth", veth), _fake("b", "veth", veth | {"ndo-xmit"}),
-         {"mode": "native", "target_needs_program": False}),
-        ("veth -> veth without a peer program", _fake("a", "veth", veth), _fake("b", "veth", veth),
-         {"mode": "native", "target_needs_program": True}),
-        ("tun (no native XDP) -> tap", _fake("tun0", "tun", set()), _fake("tap0", "tun", {"basic", "redirect", "ndo-xmit"}),
-         {"mode": "generic", "target_needs_program": False}),
-        ("tun -> veth without peer program (generic redirect uses the normal xmit path)",
-         _fake("tun0", "tun", set()), _fake("b", "veth", veth),
-         {"mode": "generic", "target_needs_program": False}),
-        ("NIC with XDP_TX but no redirect -> virtio_net", _fake("n0", "nic", {"basic"}),
-         _fake("v0", "virtio_net", {"basic", "redirect", "rx-sg"}),
-         {"mode": "generic", "target_needs_program": False}),
-        ("virtio_net -> virtio_net with no program yet", _fake("v0", "virtio_net", {"basic", "redirect"}),
-         _fake("v1", "virtio_net", {"basic", "redirect"}), {"mode": "native", "target_needs_program": True}),
-    ]
-    report = Report("07", "plan a redirect from driver features", f"plan() ({getattr(plan, '__name__', plan)})")
-    c = Checker(None, report)
-    for what, src, dst, want in cases:
-        try:
-            got = plan(src, dst)
-        except Exception as e:        # the learner's code: report it, do not raise
-            got = f"{type(e).__name__}: {e}"
-        c.that(what, want, got, kind="plan")
-    return report

@@ -27,6 +27,10 @@ import warnings
 
 from .. import kernel
 from ..errors import AttachError, XDPLabError
+from . import drivers
+from ..programs.program import Program
+from .topology import Host
+from ..programs.maps import ACTIONS, Counters
 
 BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_DEVMAP_HASH = 14, 16, 25
 BPF_XDP_DEVMAP, BPF_XDP_CPUMAP = 33, 35          # enum bpf_attach_type
@@ -47,7 +51,6 @@ def load_egress(source: str, hook: str = "devmap", **kw):
     attached to an interface. They may return XDP_PASS (go on) or XDP_DROP; any other
     action drops the frame too (and warns once in dmesg). Returns an XDPProgram.
     """
-    from ..programs.program import Program
     if hook not in HOOKS:
         raise XDPLabError(f"unknown hook {hook!r}", hint="hook='devmap' (egress) or 'cpumap'")
     prog = Program(source, attach_type=HOOKS[hook], **kw).load()
@@ -63,7 +66,6 @@ def load(source: str, **kw):
     xdplab_redirect.h): BCC cannot create that map type, so it is created here
     (u32 keys, struct bpf_devmap_val values), pinned for BCC to pick up, and unpinned
     once the program holds it."""
-    from ..programs.program import Program
     decls = _DEVMAP_HASH_DECL.findall(source)
     if not decls:
         return Program(source, **kw).load()
@@ -106,7 +108,6 @@ def _map_fd(m) -> int:
 
 
 def _ifindex(dev) -> tuple[int, str]:
-    from .topology import Host
     if isinstance(dev, Host):
         dev = dev.outside
     if isinstance(dev, int):
@@ -219,7 +220,6 @@ def check_target(dev) -> list[str]:
     """Why frames redirected (or XDP_TX'ed, for a veth) to ``dev`` by a native-mode program
     would be dropped right now, as sentences; [] when the kernel says ``dev`` can take them.
     (Generic-mode redirects leave through dev_queue_xmit() and need none of this.)"""
-    from . import drivers
     idx, name = _ifindex(dev)
     f = drivers.query(name)
     if f.ndo_xmit is None:
@@ -235,11 +235,8 @@ def check_target(dev) -> list[str]:
             "an XDP program is attached to them — attach one (XDP_PASS will do) to the target"]
 
 
-def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
-    return struct.pack("<BBhi", code, dst | (src << 4), off, imm)
-
-
-XDP_PASS_INSNS = _insn(0xb7, 0, 0, 0, 2) + _insn(0x95)        # r0 = XDP_PASS; exit
+_insn = kernel.insn
+XDP_PASS_INSNS = kernel.XDP_PASS_INSNS
 
 
 def _pass_counting(map_fd: int) -> bytes:
@@ -294,7 +291,6 @@ class PeerProgram:
 
     def counters(self):
         """Counters with every frame that reached the host under PASS (summed over CPUs)."""
-        from ..programs.maps import ACTIONS, Counters
         if self.map_fd < 0:
             return self._last
         n = kernel.possible_cpus()
@@ -378,3 +374,22 @@ def cleanup() -> None:
 def delivered(host) -> int:
     """Packets the host's inside interface has received (its rx_packets counter)."""
     return kernel.run_in_netns(host.netns, kernel.link_stats, host.inside).get("rx_packets", 0)
+
+
+def peer_program_effect(host, *, keep: bool = False) -> "FeatureTable":
+    """Show the veth rule on a lab host: the root-side end's ``ndo-xmit`` flag (can it be a
+    redirect target?) without, then with, an XDP program on its peer inside the netns.
+    The peer program is removed again unless ``keep``."""
+    if peer_programs(host):
+        raise XDPLabError(f"{host.netns}:{host.inside} already has an XDP program, so there is "
+                          "no 'without' to show", hint="redirect.remove_peer_program(host) first")
+    before = drivers.query(host)
+    peer = ensure_peer_program(host)
+    try:
+        after = drivers.query(host)
+    finally:
+        if not keep:
+            peer.close()
+    t = drivers.FeatureTable([before, after], title=f"{host.outside}: peer {host.inside} without / with XDP",
+                     labels=[f"{host.outside} (peer: no XDP)", f"{host.outside} (peer: XDP_PASS)"])
+    return t

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from .. import kernel
 from ..errors import TopologyError
 from .topology import DEFAULT_NET, DEFAULT_PREFIX, NETNS_DIR, Host, Topology
+from ..programs.program import _LINKS
+from .redirect import remove_peer_program
+import os
 
 NUD_PERMANENT = 0x80
 IFA_F_NODAD = 0x02
@@ -82,14 +85,13 @@ class RouterTopology(Topology):
         """Build the router netns and every missing host (idempotent): ``Topology.up``
         makes each host with its outside end in the root namespace; that end is then
         moved into the router and configured there."""
-        from pyroute2 import netns
         if self.is_up():
             return self
         created = self._recorded()
         if ["netns", self.router] not in created:
             self._record([["netns", self.router], *created])
         if not (NETNS_DIR / self.router).exists():
-            netns.create(self.router)
+            kernel.netns_create(self.router)
         with kernel.ipr(self.router) as rt:
             rt.link("set", index=rt.link_lookup(ifname="lo")[0], state="up")
         self.forwarding(True)
@@ -122,11 +124,10 @@ class RouterTopology(Topology):
 
     def down(self) -> list[str]:
         """Remove the hosts and the router namespace (with everything in it)."""
-        from pyroute2 import netns
         self.detach()
         removed = super().down()
         if (NETNS_DIR / self.router).exists():
-            netns.remove(self.router)
+            kernel.netns_remove(self.router)
             removed.append(f"netns {self.router}")
         return removed
 
@@ -157,9 +158,6 @@ class RouterTopology(Topology):
     def detach(self) -> int:
         """Detach every XDP program this process attached inside this topology (router
         ports and hosts' veth0); returns how many. Programs stay loaded."""
-        import os
-        from ..programs.program import _LINKS
-        from .redirect import remove_peer_program
         inodes = {os.stat(NETNS_DIR / n).st_ino for n in self.namespaces() if (NETNS_DIR / n).exists()}
         mine = [l for l in list(_LINKS.values()) if l.netns in inodes]
         for l in mine:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .. import kernel
 from ..errors import TopologyError
+import ipaddress
 
 STATE_DIR = Path(os.environ.get("XDPLAB_STATE_DIR", "/run/xdplab"))
 DEFAULT_PREFIX = os.environ.get("XDPLAB_PREFIX", "xl-")
@@ -166,7 +167,6 @@ class Topology:
 
     def up(self) -> "Topology":
         """Build every host that is not already there (idempotent)."""
-        from pyroute2 import netns
         created = self._recorded()
         for h in self:
             if (NETNS_DIR / h.netns).exists() and h.ifindex:
@@ -175,7 +175,7 @@ class Topology:
             self._check_subnet(h)
             created += [["netns", h.netns], ["link", h.outside]]
             self._record(created)
-            netns.create(h.netns)
+            kernel.netns_create(h.netns)
             with kernel.ipr() as ip:
                 ip.link("add", ifname=h.outside, kind="veth", address=h.gw_mac,
                         peer={"ifname": h.inside, "address": h.mac, "net_ns_fd": h.netns})
@@ -201,7 +201,6 @@ class Topology:
     def _check_subnet(self, h: Host) -> None:
         """Refuse a host subnet some interface of the root namespace already has: two
         connected routes to one /24 would send this host's replies out of the other."""
-        import ipaddress
         subnet = ipaddress.ip_network(f"{h.gw4}/24", strict=False)
         with kernel.ipr() as ip:
             for a in ip.get_addr(family=2):                       # AF_INET
@@ -214,17 +213,15 @@ class Topology:
                              "(XDPLAB_NET for the default lab), or take the other down")
 
     def _remove_host(self, h: Host) -> None:
-        from pyroute2 import netns
         with kernel.ipr() as ip:
             for idx in ip.link_lookup(ifname=h.outside):
                 ip.link("del", index=idx)
         if (NETNS_DIR / h.netns).exists():
-            netns.remove(h.netns)
+            kernel.netns_remove(h.netns)
 
     def down(self) -> list[str]:
         """Remove what this topology built (also what a crashed process recorded).
         Returns the names removed."""
-        from pyroute2 import netns
         removed = []
         items = self._recorded() + [[k, h.netns] for h in self for k in ("link", "netns")]
         with kernel.ipr() as ip:
@@ -235,7 +232,7 @@ class Topology:
                         removed.append(name)
         for kind, name in items:
             if kind == "netns" and (NETNS_DIR / name).exists():
-                netns.remove(name)
+                kernel.netns_remove(name)
                 removed.append(f"netns {name}")
         self.state_file.unlink(missing_ok=True)
         return removed
@@ -269,6 +266,12 @@ class Topology:
             f"{r['ipv4']} {r['ipv6']} xdp={r['xdp']}" for r in self.status())
 
 
+def lab(prefix: str | None = None) -> Topology:
+    """The default lab topology (``xdplab.lab()``), built if it is not up yet."""
+    t = Topology() if prefix is None else Topology(prefix=prefix)
+    return t if t.is_up() else t.up()
+
+
 def leftovers(prefix: str = DEFAULT_PREFIX) -> dict:
     """Namespaces and root-namespace links whose names start with ``prefix``."""
     ns = sorted(p.name for p in NETNS_DIR.glob(f"{prefix}*")) if NETNS_DIR.exists() else []
@@ -280,13 +283,12 @@ def leftovers(prefix: str = DEFAULT_PREFIX) -> dict:
 
 def remove(links, namespaces) -> None:
     """Delete these root-namespace links and these network namespaces."""
-    from pyroute2 import netns
     with kernel.ipr() as ip:
         for name in links:
             for idx in ip.link_lookup(ifname=name):
                 ip.link("del", index=idx)
     for name in namespaces:
-        netns.remove(name)
+        kernel.netns_remove(name)
 
 
 def remove_all(prefix: str = DEFAULT_PREFIX) -> dict:

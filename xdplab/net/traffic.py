@@ -34,7 +34,11 @@ import time
 from dataclasses import dataclass
 
 from .. import kernel
+from ..programs.program import load
 from ..errors import NotSupported, XDPLabError
+from ..programs.prog_run import to_frame
+import errno
+import subprocess
 
 NETDEV_XDP_ACT_NDO_XMIT = 1 << 2
 CHUNK_SECONDS = 0.3           # aim each BPF_PROG_RUN at this long: every call pays a fixed
@@ -208,7 +212,6 @@ def _program(source: str):
     """The loaded program for ``source``, compiled once per process."""
     prog = _CACHE.get(source)
     if prog is None or prog._closed:
-        from .. import load
         prog = _CACHE[source] = load(source, count=False, origin="<xdplab traffic generator>")
     return prog
 
@@ -233,7 +236,6 @@ def check_live_frames(prog_fd: int) -> None:
     (Runs the generator once on ``lo``, which has no ndo_xdp_xmit: the frame is freed.)"""
     global _live_ok
     if _live_ok is None:
-        import errno
         ctx = struct.pack("=6I", 0, 60, 0, 1, 0, 0)
         try:
             kernel.prog_test_run(prog_fd, bytes(60), repeat=1, ctx=ctx,
@@ -328,7 +330,6 @@ class Generator:
     def __init__(self, packet, via, *, netns: str | None = None, vary: dict | None = None,
                  redirect_to: str | None = None, attach_receiver: bool = False,
                  restore_headers: int = 0):
-        from ..programs.prog_run import to_frame
         if hasattr(via, "inside") and hasattr(via, "netns"):        # a lab Host
             netns, ifname = via.netns, via.inside
             if not _is_eth(packet):
@@ -388,7 +389,6 @@ class Generator:
         return ""
 
     def _attach_receiver(self, netns: str | None, ifname: str) -> None:
-        from .. import load
         rx = load("int xdplab_rx_pass(struct xdp_md *ctx) { return XDP_PASS; }",
                   origin="<xdplab receiver>")
 
@@ -501,7 +501,6 @@ class Generator:
 
     def xmit_errors(self) -> int | None:
         """Frames the output device refused so far (veth: ``tx_queue_*_xdp_xmit_errors``)."""
-        import subprocess
         try:
             fd = os.open(f"/run/netns/{self.netns}", os.O_RDONLY) if self.netns else None
         except FileNotFoundError:            # the namespace went away
@@ -595,7 +594,6 @@ def _bar(progress: bool, total, dev: str):
 
 def _explain(e: BaseException, g: Generator) -> BaseException:
     if isinstance(e, kernel.BPFError):
-        import errno
         hint = {errno.ENODEV: f"{g.ifname} disappeared (lab torn down?)",
                 errno.EINTR: "interrupted by a signal"}.get(e.errno, "")
         return XDPLabError(f"the generator's BPF_PROG_RUN failed: {e.strerror}", hint=hint)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import XDPLabError
+from .maps import _exists
 
 ENTRY, EXIT = 0, 1
 ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
@@ -392,7 +393,6 @@ class Recorder:
 
 
 def _has_table(bpf, name: str) -> bool:
-    from .maps import _exists
     return _exists(bpf, name)
 
 

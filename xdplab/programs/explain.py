@@ -13,12 +13,16 @@ disassembly prints the source line above each instruction): nothing is loaded fo
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
 from html import escape
 
+from .. import kernel
+from ..display import in_notebook as _in_notebook
 from ..errors import CompileError, VerifierError
+from .compile import capture_stderr as _capture_stderr, cflags as _cflags
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,6 @@ def insn_lines(spec) -> dict[int, int]:
     """Instruction index -> user line, from a compile (no load) with a marker comment on
     every user line and BCC's DEBUG_SOURCE disassembly."""
     from bcc import BPF
-    from .program import INCLUDE_DIR, _capture_stderr
     out, pending = [], None
     for line in spec.full_source().splitlines():
         m = re.match(r'#line (\d+) "(.*)"$', line)
@@ -212,7 +215,7 @@ def insn_lines(spec) -> dict[int, int]:
         pending = None
     with _capture_stderr() as err:
         try:
-            b = BPF(text="\n".join(out).encode(), cflags=[f"-I{INCLUDE_DIR}", "-Wno-unused-value", *spec.cflags],
+            b = BPF(text="\n".join(out).encode(), cflags=_cflags(spec.cflags),
                     debug=0x8)
             b.cleanup()
         except Exception:
@@ -236,7 +239,6 @@ def insn_lines(spec) -> dict[int, int]:
 def _reload_log(bpf, entry: str) -> str:
     """Load BCC's instructions ourselves to get the verifier's log BCC did not keep
     (E2BIG). Since 6.4 the log rotates, so the fixed buffer keeps its tail."""
-    from .. import kernel
     try:
         insns = bpf.dump_func(entry)
         fd = kernel.prog_load_xdp(insns, name=entry[:15])
@@ -244,7 +246,6 @@ def _reload_log(bpf, entry: str) -> str:
         return getattr(e, "log", "")
     except Exception:
         return ""
-    import os
     os.close(fd)
     return ""
 
@@ -367,15 +368,6 @@ def to_html(err) -> str:
 
 def to_text(err) -> str:
     return str(err)
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    ip = get_ipython()
-    return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
 
 
 def display_error(exc) -> None:

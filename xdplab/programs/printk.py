@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..display import in_notebook
 from ..errors import NotSupported
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -153,8 +154,7 @@ class PrintkStream:
         self._was_attached = prog.attached
         self.out = None
         if widget is None:
-            from .explain import _in_notebook
-            widget = _in_notebook()
+            widget = in_notebook()
         if widget:
             import ipywidgets as w
             self.out = w.Output(layout={"border": "1px solid #ddd", "max_height": "20em",

@@ -12,18 +12,21 @@ atomically (BPF_LINK_UPDATE): the interface is never left without a program.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
-import tempfile
-import threading
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from html import escape
 from pathlib import Path
 
 from .. import kernel, paths
 from ..errors import AttachError, CompileError, XDPLabError
+from . import capture, explain, printk
+from .compile import INCLUDE_DIR, PRELUDE, capture_stderr as _capture_stderr, cflags as _cflags
+from .live import LivePlot
+from .maps import Counters, Maps
+from .prog_run import run as _run
 
-INCLUDE_DIR = paths.INCLUDE_DIR
 ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
 MODES = {"native": "native", "drv": "native", "driver": "native",
          "generic": "generic", "skb": "generic"}
@@ -32,26 +35,11 @@ _XDP_FUNC = re.compile(
     r"^(?P<indent>[ \t]*)(?P<static>static\s+)?(?:__always_inline\s+)?int\s+(?P<name>\w+)\s*\(\s*struct\s+xdp_md\s*\*\s*(?P<arg>\w+)\s*\)",
     re.M)
 _TC_FUNC = re.compile(_XDP_FUNC.pattern.replace(r"xdp_md", r"__sk_buff"), re.M)
-_fd2_lock = threading.Lock()
+#: the loaded-program class of each hook: "xdp" here, "tc" registered by programs.tc
+LOADED_TYPES: dict[str, type] = {}
 
 
-@contextmanager
-def _capture_stderr():
-    """Capture fd 2 (BCC and clang print there from C) into ``box['text']``."""
-    box = {"text": ""}
-    with _fd2_lock, tempfile.TemporaryFile() as tmp:
-        saved = os.dup(2)
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield box
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            box["text"] = tmp.read().decode(errors="replace")
-
-
-def _numbered(source: str, origin: str, first: int = 1) -> str:
+def numbered(source: str, origin: str, first: int = 1) -> str:
     """Put ``#line N`` before every line, so that lines BCC's rewriter inserts (an attribute
     line before each function, a blank line after its brace) do not shift the line numbers
     clang and the verifier report. Continuation lines (after a backslash) are left alone."""
@@ -124,8 +112,7 @@ class Program:
     def full_source(self) -> str:
         """What BCC compiles: the prelude, then the user's source at its own line numbers
         (``#line``), then the counting wrapper."""
-        from . import printk
-        prelude = (INCLUDE_DIR / "xdplab.h").read_text() + printk.prelude(self.printk_tag)
+        prelude = PRELUDE.read_text() + printk.prelude(self.printk_tag)
         user, entry, wrapper = self.source, self.entry, ""
         if self.hook == "tc":
             prelude = f"#define XDPLAB_TC 1\n{prelude}#include <uapi/linux/pkt_cls.h>\n"   # TC_ACT_*
@@ -139,23 +126,19 @@ class Program:
                 wrapper = (f"\n#line 1 \"<xdplab wrapper>\"\nint {entry}(struct xdp_md *ctx)\n"
                            f"{{\n    return xdplab_count(ctx, {inner}(ctx));\n}}\n")
                 if self.capture:
-                    from .capture import wrapper as capture_wrapper
-                    wrapper = capture_wrapper(self, entry, inner)
-        return f"{prelude}\n{_numbered(user, self.origin, len(self.header_lines) + 1)}\n{wrapper}"
+                    wrapper = capture.wrapper(self, entry, inner)
+        return f"{prelude}\n{numbered(user, self.origin, len(self.header_lines) + 1)}\n{wrapper}"
 
     def load(self) -> "LoadedProgram":
         """Compile with BCC and load into the kernel (the verifier runs here): an
         ``XDPProgram``, or for ``hook="tc"`` a ``tc.TCProgram``."""
         from bcc import BPF
-        from . import explain
-        if self.hook not in ("xdp", "tc"):
-            raise XDPLabError(f"unknown hook {self.hook!r}", hint="use 'xdp' or 'tc'")
+        if self.hook not in LOADED_TYPES:
+            raise XDPLabError(f"unknown hook {self.hook!r}", hint=f"use one of {', '.join(map(repr, LOADED_TYPES))}")
         if self.printk_tag is None and "printk" in self.source:
-            from dataclasses import replace
-            from .printk import new_tag
-            return replace(self, printk_tag=new_tag()).load()
+            return replace(self, printk_tag=printk.new_tag()).load()
         entry = self.entry
-        cflags = [f"-I{INCLUDE_DIR}", "-Wno-unused-value", *self.cflags]
+        cflags = _cflags(self.cflags)
         text = self.full_source()
         with _capture_stderr() as err:
             try:
@@ -176,10 +159,7 @@ class Program:
             finally:
                 bpf.cleanup()
             raise error
-        if self.hook == "tc":
-            from .tc import TCProgram
-            return TCProgram(self, bpf, fn, warnings=err["text"], source=text)
-        return XDPProgram(self, bpf, fn, warnings=err["text"], source=text)
+        return LOADED_TYPES[self.hook](self, bpf, fn, warnings=err["text"], source=text)
 
 
 class LoadedProgram:
@@ -196,7 +176,6 @@ class LoadedProgram:
         self.id, self.name = info["id"], spec.entry
         self.links: list[Link] = []
         self._closed = False
-        from .maps import Maps
         self.maps = Maps(bpf, source if source is not None else spec.full_source())
 
     def detach(self) -> None:
@@ -235,8 +214,7 @@ class LoadedProgram:
 
     def printk(self, **kw):
         """The program's bpf_printk lines, streamed (an Output widget in a notebook)."""
-        from .printk import PrintkStream
-        return PrintkStream(self, **kw)
+        return printk.PrintkStream(self, **kw)
 
 
 class XDPProgram(LoadedProgram):
@@ -252,30 +230,25 @@ class XDPProgram(LoadedProgram):
 
     def counters(self):
         """Packets and bytes per XDP action since load, summed over CPUs."""
-        from .maps import Counters
         return Counters.read(self.maps)
 
     def plot(self, **kw):
         """A live bokeh chart of packets/s per action (see ``xdplab.live.LivePlot``)."""
-        from .live import LivePlot
         return LivePlot(self, **kw).start()
 
     def capture(self):
         """Start reading the packets a capture-built program (``capture=...``) emits."""
-        from .capture import Recorder
-        return Recorder(self)
+        return capture.Recorder(self)
 
     def run(self, packet, **kw):
         """Run the program on one packet with BPF_PROG_RUN (see ``xdplab.testrun``)."""
-        from .prog_run import run
-        return run(self, packet, **kw)
+        return _run(self, packet, **kw)
 
     def __repr__(self) -> str:
         where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
         return f"<XDPProgram {self.name} id={self.id} ({where}) maps={list(self.maps)}>"
 
     def _repr_html_(self) -> str:
-        from html import escape
         c = self.counters()
         where = ", ".join(f"<code>{l.ifname}</code> ({l.mode}, link {l.id})" for l in self.links if l.attached)
         return (f"<b>XDP program <code>{escape(self.name)}</code></b> id {self.id} &mdash; "
@@ -335,6 +308,7 @@ class Link:
         return f"<Link {self.program.name} on {self.ifname} ({self.mode}, {state})>"
 
 
+LOADED_TYPES["xdp"] = XDPProgram
 _LINKS: dict[tuple[int, int, str], Link] = {}   # this process's XDP links, by (netns, ifindex, mode)
 
 
@@ -412,7 +386,6 @@ def _take_off(dev: str, ifindex: int, present: dict) -> None:
 
 
 def _attach_hint(e: OSError, mode: str) -> str:
-    import errno
     if e.errno == errno.EEXIST or e.errno == errno.EBUSY:
         return "another program is attached in the other mode; detach it first (native and generic cannot mix)"
     if e.errno == errno.EOPNOTSUPP:

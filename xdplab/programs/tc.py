@@ -20,7 +20,7 @@ import errno
 
 from .. import kernel
 from ..errors import AttachError, NotSupported
-from .program import Link, LoadedProgram, attach_target, new_link, our_link
+from .program import LOADED_TYPES, Link, LoadedProgram, attach_target, new_link, our_link
 
 DIRECTIONS = ("ingress", "egress")
 
@@ -52,3 +52,6 @@ class TCProgram(LoadedProgram):
     def __repr__(self) -> str:
         where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
         return f"<TCProgram {self.name} id={self.id} ({where}) maps={list(self.maps)}>"
+
+
+LOADED_TYPES["tc"] = TCProgram          # Program(..., hook="tc").load() gives a TCProgram

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import kernel
+from ..programs.compile import capture_stderr
 from ..errors import NotSupported
+from html import escape
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = TRACEFS / "events" / "xdp"
@@ -271,8 +273,7 @@ class DropDetector:
         if self.bpf is not None:
             return self
         from bcc import BPF
-        from ..programs.program import _capture_stderr
-        with _capture_stderr() as err:
+        with capture_stderr() as err:
             try:
                 self.bpf = BPF(text=self.source().encode())
             except Exception as e:
@@ -387,7 +388,6 @@ class DropDetector:
 
     # --- display ---------------------------------------------------------------------
     def _html(self) -> str:
-        from html import escape
         rows = self.losses()
         parts = ["<b>XDP losses</b> (xdp tracepoints: " + ", ".join(self._names) + ")"]
         if not rows:

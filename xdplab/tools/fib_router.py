@@ -20,6 +20,10 @@ from dataclasses import dataclass
 
 from .. import paths
 from ..programs.program import Program
+from ..net.redirect import ensure_peer_program
+from ..net import traffic
+from ..programs.program import load as load_prog
+from ..net.redirect import remove_peer_program
 
 SOURCE = paths.program("fib_router.c")  # the library's own (lab 09's answer is the learner's)
 
@@ -48,7 +52,6 @@ def install(topo, prog, hosts=None, peers: bool = True) -> list:
     veth rule -- an XDP_PASS program on each host's veth0, without which frames
     bpf_redirect()ed into a veth are dropped (ndo_xdp_xmit needs the peer's NAPI).
     Returns the router's links."""
-    from ..net.redirect import ensure_peer_program
     hosts = list(hosts or topo.hosts)
     links = [topo.attach(prog, h) for h in hosts]
     if peers:
@@ -62,7 +65,6 @@ def install(topo, prog, hosts=None, peers: bool = True) -> list:
 def generator(packet, via, **kw):
     """An ``xdplab.traffic.Generator`` whose frames survive being forwarded: it rewrites
     the headers (first 48 bytes) before each send, see ``traffic.restore_code``."""
-    from ..net import traffic
     return traffic.Generator(packet, via, restore_headers=48, **kw)
 
 
@@ -105,8 +107,6 @@ class ForwardingTest:
 
     def __init__(self, topo, src: str = "h1", dst: str = "h3", size: int = 64):
         from scapy.layers.inet import IP, UDP
-        from ..programs.program import load as load_prog
-        from ..net.redirect import remove_peer_program
         self.topo, self.dst, s, d = topo, dst, topo[src], topo[dst]
         pkt = IP(src=s.ipv4, dst=d.ipv4) / UDP(sport=1234, dport=9)
         self.packet = pkt / (b"\0" * max(0, size - 14 - len(pkt)))
@@ -128,7 +128,6 @@ class ForwardingTest:
                              self.topo.snmp()["ForwDatagrams"] - snmp0, r.seconds, r.pps)
 
     def _restore(self) -> None:
-        from ..net.redirect import ensure_peer_program
         self.sink.close()
         if self.peer:
             ensure_peer_program(self.topo[self.dst])

@@ -28,6 +28,10 @@ from .. import kernel, paths
 from ..errors import XDPLabError
 from ..programs.program import Program
 from ..net.router_topology import parse_rate, parse_size
+from . import fib_router
+from ..net.redirect import ensure_peer_program
+from ..programs import live
+from ..programs.live import Sampler, rate_reader
 
 SOURCE = paths.program("policer.c")     # the library's own (lab 08's answer is the learner's)
 
@@ -35,7 +39,6 @@ SOURCE = paths.program("policer.c")     # the library's own (lab 08's answer is 
 def policer_program(source: str | None = None, then: str = "pass", **kw) -> Program:
     """The policer as a Program. ``then``: what conforming packets get -- ``"pass"``
     (XDP_PASS, to the kernel) or ``"router"`` (the fib forwarder of ``xdplab.tools.fib_router``)."""
-    from . import fib_router
     src = source if source is not None else SOURCE.read_text()
     if then == "router":
         src = (fib_router.SOURCE.read_text() + "\n#define POLICER_NEXT(ctx) xdp_fib_forward(ctx)\n" + src)
@@ -169,8 +172,6 @@ class FastSlow:
 
     def __post_init__(self):
         from scapy.layers.inet import IP, UDP
-        from . import fib_router
-        from ..net.redirect import ensure_peer_program
         t, s, d = self.topo, self.topo[self.src], self.topo[self.dst]
         t.shape(self.dst, self.rate, burst=self.burst)
         pkt = IP(src=s.ipv4, dst=d.ipv4) / UDP(sport=4321, dport=9)
@@ -273,8 +274,6 @@ class FastSlow:
         from bokeh.layouts import column
         from bokeh.models import ColumnDataSource, Span
         from bokeh.plotting import figure
-        from ..programs import live
-        from ..programs.live import Sampler, rate_reader
         src = ColumnDataSource({"t": [], "delivered": [], "tbf_drops": [], "xdp_drops": []})
         f1 = figure(title=f"delivered to {self.dst} (Mbit/s); dashed: tbf rate", height=220,
                     sizing_mode="stretch_width", tools="pan,wheel_zoom,reset,hover")

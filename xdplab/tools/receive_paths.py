@@ -40,6 +40,7 @@ from html import escape
 from ..net.afxdp import XSK, redirect_program
 from ..errors import XDPLabError
 from ..net.traffic import Generator
+from ..programs import live
 
 PORT = 4242
 ETH_P_ALL = 0x0003
@@ -218,7 +219,6 @@ class Comparison:
         from bokeh.layouts import row
         from bokeh.models import ColumnDataSource
         from bokeh.plotting import figure
-        from ..programs import live
         rows = self.rows
         src = ColumnDataSource({"receiver": [r["receiver"] for r in rows],
                                 "pps": [r["pps"] / 1e6 for r in rows],

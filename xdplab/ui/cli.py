@@ -4,23 +4,27 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..dev import matrix
+from ..errors import XDPLabError
+from ..labs.grading import main_check
+from ..net.drivers import table
+from ..net.topology import DEFAULT_PREFIX, Topology, remove_all
+from . import doctor
+
 
 def cmd_doctor(args) -> int:
-    from .doctor import run
-    report = run()
+    report = doctor.run()
     print(report)
     return 0 if report.ok else 1
 
 
 def cmd_up(args) -> int:
-    from ..net.topology import Topology
     t = Topology().up()
     print(t)
     return 0
 
 
 def cmd_down(args) -> int:
-    from ..net.topology import Topology, remove_all
     removed = remove_all(args.prefix) if args.all else Topology().down()
     if args.all:
         removed = removed["netns"] + removed["links"]
@@ -29,29 +33,24 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from ..net.topology import Topology
     print(Topology())
     return 0
 
 
 def cmd_features(args) -> int:
-    from ..net.drivers import table
     print(table(args.devs or None))
     return 0
 
 
 def cmd_check(args) -> int:
-    from ..tools.grading import main_check
     return main_check(args.rest)
 
 
 def cmd_matrix(args) -> int:
-    from ..dev.matrix import main
-    return main(args.rest)
+    return matrix.main(args.rest)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..net.topology import DEFAULT_PREFIX
     p = argparse.ArgumentParser(prog="xdplab", description="XDP lab on a real kernel")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("doctor", help="check this machine for the lab").set_defaults(fn=cmd_doctor)
@@ -79,7 +78,6 @@ def main(argv=None) -> int:
         args = argparse.Namespace(fn={"check": cmd_check, "matrix": cmd_matrix}[argv[0]], rest=argv[1:])
     else:
         args = build_parser().parse_args(argv)
-    from ..errors import XDPLabError
     try:
         return args.fn(args)
     except XDPLabError as e:

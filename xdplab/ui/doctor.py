@@ -8,6 +8,8 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from ..net.topology import Topology
+from ..programs.program import load
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 CAPS = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
@@ -96,7 +98,6 @@ def check_headers() -> Check:
 
 def check_compile() -> Check:
     try:
-        from ..programs.program import load
         t = time.monotonic()
         with load("int probe(struct xdp_md *ctx) { return XDP_PASS; }") as p:
             return Check("compile + load", PASS, f"BCC compiled and the verifier accepted a probe "
@@ -107,7 +108,6 @@ def check_compile() -> Check:
 
 
 def check_topology() -> Check:
-    from ..net.topology import Topology
     t = Topology()
     if t.is_up():
         return Check("lab topology", PASS, ", ".join(f"{h.name}={h.outside}" for h in t))

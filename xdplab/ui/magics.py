@@ -17,6 +17,12 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 
 from ..errors import XDPLabError
 from ..programs.program import Program
+from .. import kernel
+from ..net.topology import Topology
+from ..programs.live import ensure_bokehjs
+from ..programs.program import detach_all
+from ..programs.program import XDPProgram
+from ..programs.explain import display_error
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,10 +49,8 @@ def parser() -> argparse.ArgumentParser:
 
 def resolve_dev(dev: str) -> str:
     """An interface name, or a lab host's name mapped to its root-side interface."""
-    from .. import kernel
     if kernel.ifindex(dev):
         return dev
-    from ..net.topology import Topology
     t = Topology()
     if dev in t.hosts:
         return t[dev].outside
@@ -79,7 +83,6 @@ class XDPMagics(Magics):
                 prog.close()
                 raise
         ns[name] = prog
-        from ..programs.program import XDPProgram
         if isinstance(old, XDPProgram) and old is not prog and not old.links:
             old.close()           # its link (if any) now holds the new program
         if args.printk:
@@ -92,20 +95,14 @@ class XDPMagics(Magics):
 
 
 def _show(e: XDPLabError) -> None:
-    """Rich rendering of compile/verifier errors, when the explain module offers one."""
-    try:
-        from ..programs.explain import display_error
-    except ImportError:
-        return
+    """Rich rendering of compile/verifier errors (HTML in a notebook)."""
     display_error(e)
 
 
 def load_ipython_extension(ipython) -> None:
     ipython.register_magics(XDPMagics)
-    from ..programs.live import ensure_bokehjs
     ensure_bokehjs()
 
 
 def unload_ipython_extension(ipython) -> None:
-    from ..programs.program import detach_all
     detach_all()

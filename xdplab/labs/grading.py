@@ -38,7 +38,12 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import XDPLabError
+from ..net.topology import Topology, lab
 from ..programs import prog_run
+from ..programs.program import Program
+import argparse
+import socket
+import time
 
 SOLUTIONS = paths.SOLUTIONS
 GRADER_HOST = "gr"
@@ -204,7 +209,6 @@ class Exercise:
         return SOLUTIONS / self.solution
 
     def load_solution(self):
-        from ..programs.program import Program
         return Program(self.solution_path.read_text(), func=self.func,
                        origin=str(self.solution_path.relative_to(paths.CHECKOUT))).load()
 
@@ -225,14 +229,15 @@ def _lab_id(lab) -> str:
     return f"{int(head):02d}" if head.isdigit() else s
 
 
-def _discover() -> None:
-    from .. import labs
-    for m in pkgutil.iter_modules(labs.__path__):
-        importlib.import_module(f"{labs.__name__}.{m.name}")
+def discover() -> None:
+    """Import every lab module of this package (``labNN_<name>.py``): each registers its exercise."""
+    for m in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if m.name.startswith("lab"):
+            importlib.import_module(f"{__package__}.{m.name}")
 
 
 def get(lab) -> Exercise:
-    _discover()
+    discover()
     lab_id = _lab_id(lab)
     if lab_id not in EXERCISES:
         raise XDPLabError(f"no checks for lab {lab!r}",
@@ -242,7 +247,6 @@ def get(lab) -> Exercise:
 
 def _load(source_or_prog, ex: Exercise, func: str | None):
     """-> (XDPProgram, owned: close it after?)"""
-    from ..programs.program import Program
     if source_or_prog is None:
         return ex.load_solution(), True
     if hasattr(source_or_prog, "fd") and hasattr(source_or_prog, "maps"):
@@ -257,9 +261,7 @@ def _load(source_or_prog, ex: Exercise, func: str | None):
 
 def grader_host(topo=None):
     """The grader's lab host (``gr``), added to ``topo`` (default: ``xdplab.lab()``)."""
-    from ..net.topology import Topology
     if topo is None:
-        from .. import lab
         topo = lab()
     hosts = tuple(topo.hosts) + ((GRADER_HOST,) if GRADER_HOST not in topo.hosts else ())
     return Topology(hosts=hosts, prefix=topo.prefix, net=topo.net).up()[GRADER_HOST]
@@ -320,7 +322,6 @@ def _guarded(c: Checker, fn, kind: str, *args) -> None:
 
 def main_check(argv) -> int:
     """``xdplab check LAB [PROGRAM.c] [--func F] [--no-live]`` / ``xdplab check --list``."""
-    import argparse
     p = argparse.ArgumentParser(prog="xdplab check", description="grade a lab exercise")
     p.add_argument("lab", nargs="?", help="lab number, e.g. 05")
     p.add_argument("program", nargs="?", help="C file to check (default: the reference solution)")
@@ -329,7 +330,7 @@ def main_check(argv) -> int:
     p.add_argument("--list", action="store_true", help="list the labs that have checks")
     args = p.parse_args(argv)
     if args.list or not args.lab:
-        _discover()
+        discover()
         for lab_id, ex in sorted(EXERCISES.items()):
             print(f"{lab_id}  {ex.name:24} {ex.title}  (solution: bpf/solutions/{ex.solution})")
         return 0
@@ -347,8 +348,6 @@ def main_check(argv) -> int:
 def udp_delivered(host, port: int = 5353, count: int = 3, ipv6: bool = False, timeout: float = 1.0) -> int:
     """Send ``count`` UDP datagrams from ``host`` to a socket on its gateway address (root
     netns); return how many the socket received — i.e. how many XDP_PASSed."""
-    import socket
-    import time
     from scapy.layers.inet import IP, UDP
     from scapy.layers.inet6 import IPv6
     from scapy.packet import Raw
