@@ -8,8 +8,8 @@
 
 In a notebook: ``%load_ext xdplab`` then ``%%xdp --dev xl-h1`` cells.
 """
-from .errors import (AttachError, CompileError, NotSupported, TopologyError, VerifierError,
-                     XDPLabError)
+from .errors import (AttachError, ClosedError, CompileError, MapError, MapKeyError, NotSupported,
+                     TopologyError, UsageError, VerifierError, XDPLabError)
 from .program import ACTIONS, Link, Program, XDPProgram, detach_all, load
 from .topology import Host, Topology
 from .capture import Capture
@@ -40,6 +40,6 @@ def unload_ipython_extension(ipython):
     _unload(ipython)
 
 
-__all__ = ["ACTIONS", "AttachError", "Capture", "CompileError", "DropDetector", "Host", "Link", "NotSupported", "Program",
-           "Topology", "TopologyError", "VerifierError", "XDPLabError", "XDPProgram",
+__all__ = ["ACTIONS", "AttachError", "Capture", "ClosedError", "CompileError", "DropDetector", "Host", "Link", "NotSupported", "Program",
+           "MapError", "MapKeyError", "Topology", "TopologyError", "UsageError", "VerifierError", "XDPLabError", "XDPProgram",
            "detach_all", "doctor", "lab", "load"]
