@@ -22,8 +22,9 @@ def cmd_up(args) -> int:
 def cmd_down(args) -> int:
     from .topology import Topology, remove_all
     removed = remove_all(args.prefix) if args.all else Topology().down()
-    if args.all:
-        removed = removed["netns"] + removed["links"]
+    if args.all:            # and what killed processes left (tracefs instances, pins, ...)
+        from .procstate import remove_dead
+        removed = removed["netns"] + removed["links"] + remove_dead()
     print("removed: " + (", ".join(removed) if removed else "nothing"))
     return 0
 

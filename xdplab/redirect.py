@@ -67,7 +67,8 @@ def load(source: str, **kw):
     decls = _DEVMAP_HASH_DECL.findall(source)
     if not decls:
         return Program(source, **kw).load()
-    pin_dir = f"/sys/fs/bpf/xdplab-{os.getpid()}-{next(_pin_ids)}/"
+    from .procstate import stamp          # pid + start time: a reused pid never meets these
+    pin_dir = f"/sys/fs/bpf/xdplab-{stamp()}-{next(_pin_ids)}/"
     os.makedirs(pin_dir)
     fds = []
     try:

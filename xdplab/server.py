@@ -22,35 +22,19 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from . import procstate
+
 ROOT = Path(__file__).resolve().parent.parent
-PRIVATE = Path(os.environ.get("XDPLAB_STATE_DIR", "/run/xdplab")) / "jupyter"
+PRIVATE = procstate.SERVER_DIRS           # /run/xdplab/jupyter
 CONFIG = "jupyter_server_config.json"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def _prune() -> None:
-    """Remove private directories of servers that are gone (a kill -9 skips the cleanup);
-    a directory nobody started serving from within 10 minutes is abandoned too."""
-    for d in PRIVATE.glob("server-*"):
-        try:
-            pid = int((d / "serve.pid").read_text())
-            dead = not _alive(pid)
-        except (OSError, ValueError):
-            dead = time.time() - d.stat().st_mtime > 600
-        if dead:
-            shutil.rmtree(d, ignore_errors=True)
+    """Remove private directories of servers that are gone (a kill -9 skips the cleanup)."""
+    for d in procstate.dead_server_dirs():
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def private_dir() -> Path:
@@ -90,7 +74,7 @@ def serve(d: Path, args: list[str]) -> int:
     """Run JupyterLab with the config and runtime files in ``d``; remove ``d`` after."""
     d = Path(d)
     try:
-        (d / "serve.pid").write_text(str(os.getpid()))
+        (d / "serve.pid").write_text(procstate.stamp())     # pid + start time
         runtime = d / "runtime"
         runtime.mkdir(mode=0o700, exist_ok=True)
         env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime))
