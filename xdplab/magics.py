@@ -36,6 +36,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-count", dest="count", action="store_false", help="do not count actions")
     p.add_argument("--plot", action="store_true", help="show the live action plot under the cell")
     p.add_argument("--printk", action="store_true", help="stream the program's bpf_printk lines under the cell")
+    p.add_argument("--dialect", choices=("bcc", "libbpf"), default=None,
+                   help="C dialect (default: recognised: SEC(...), bpf/bpf_helpers.h, vmlinux.h -> libbpf)")
     p.add_argument("--capture", nargs="?", const=True, default=False, metavar="FILTER",
                    help="instrument for packet capture (optional tcpdump filter); prog.capture() reads it")
     return p
@@ -59,7 +61,9 @@ class XDPMagics(Magics):
     def xdp(self, line: str, cell: str):
         args = parser().parse_args(shlex.split(line))
         spec = Program(cell, func=args.func, count=args.count, origin="cell", capture=args.capture,
-                       header_lines=(f"%%xdp {line}",))
+                       header_lines=(f"%%xdp {line}",), dialect=args.dialect)
+        found = spec.detected()                # say which compiler/loader, and why
+        print(f"xdplab: {found.dialect} dialect ({found.reason})")
         name = args.name or spec.entry
         ns = self.shell.user_ns
         old = ns.get(name)

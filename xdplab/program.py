@@ -91,13 +91,27 @@ class Program:
     #: "xdp", or "tc": a TC classifier, ``int f(struct __sk_buff *skb)`` returning TC_ACT_*,
     #: loaded as a ``tc.TCProgram`` (never counted or captured: those wrap XDP functions)
     hook: str = "xdp"
+    #: "bcc", "libbpf" or "elf" (None: recognised from the input, see xdplab.dialects)
+    dialect: str | None = None
+    #: a compiled BPF object (ELF bytes) instead of ``source`` (``from_file("x.o")``)
+    elf: bytes | None = None
+    #: libbpf objects: global variables (.rodata/.bss/.data) to set before load
+    globals: object = None
 
     @classmethod
     def from_file(cls, path, **kw) -> "Program":
         p = Path(path)
         if not p.is_absolute() and not p.exists():
             p = BPF_DIR / p
-        return cls(p.read_text(), origin=str(path), **kw)
+        data = p.read_bytes()
+        if data[:4] == b"\x7fELF":                     # a compiled object: libbpf loads it
+            return cls("", elf=data, origin=str(path), **kw)
+        return cls(data.decode(errors="replace"), origin=str(path), **kw)
+
+    def detected(self):
+        """Which dialect this is and why (``xdplab.dialects.Detected``)."""
+        from .dialects import detect
+        return detect(self.elf if self.elf is not None else self.source, self.dialect)
 
     @property
     def lines(self) -> list[str]:
@@ -112,6 +126,9 @@ class Program:
     def entry(self) -> str:
         if self.func:
             return self.func
+        if self.elf is not None or self.detected().dialect != "bcc":
+            from .libbpf import entry_name
+            return entry_name(self)
         funcs = self.xdp_functions()
         if not funcs:
             what, arg = (("TC", "struct __sk_buff *skb") if self.hook == "tc"
@@ -144,7 +161,12 @@ class Program:
 
     def load(self) -> "LoadedProgram":
         """Compile with BCC and load into the kernel (the verifier runs here): an
-        ``XDPProgram``, or for ``hook="tc"`` a ``tc.TCProgram``."""
+        ``XDPProgram``, or for ``hook="tc"`` a ``tc.TCProgram``. libbpf-style C and
+        compiled objects load through libbpf instead (``xdplab.libbpf``)."""
+        found = self.detected()
+        if found.dialect != "bcc":
+            from .libbpf import load_spec
+            return load_spec(self, found)
         from bcc import BPF
         from . import explain
         if self.hook not in ("xdp", "tc"):
@@ -231,6 +253,15 @@ class LoadedProgram:
 
     def __getitem__(self, name):
         return self.maps[name]
+
+    def stats(self):
+        """Runs and run time (ns), from the kernel: ``Stats(runs, ns, ns_per_run)``. The
+        kernel counts while BPF_ENABLE_STATS is on, which this switches on for the process
+        (libbpf-loaded programs: at load), so a BCC program counts from the first call."""
+        from .libbpf import Stats, enable_stats, prog_stats
+        enable_stats()
+        s = prog_stats(self.fd)
+        return Stats(s["run_cnt"], s["run_time_ns"])
 
     def printk(self, **kw):
         """The program's bpf_printk lines, streamed (an Output widget in a notebook)."""
