@@ -855,6 +855,9 @@ class _View:
     func: str | None = None
     cflags: tuple = ()
     libbpf: bool = True                    # explain.dialect_hint: not a BCC compile
+    hook: str = "xdp"                      # explain: no BCC wrapper to take off and reload
+    count: bool = False
+    capture: bool = False
 
     @property
     def lines(self) -> list[str]:
@@ -898,7 +901,10 @@ def load_spec(spec, detected) -> LibbpfProgram:
         if compiled is None:
             raise _compile_error(view, out)
         elf, warnings = compiled.elf, out
-    obj = Object(elf, name)
+    try:
+        obj = Object(elf, name)
+    except ObjectError as e:
+        raise (_implicit_error(view, warnings, e.log) or e) from None
     try:
         for k, v in (dict(spec.globals or {})).items():
             obj.globals[k] = v
@@ -937,18 +943,29 @@ def _compile_error(view, out: str) -> CompileError:
     return err
 
 
-def _load_error(view, f: _LoadFailure, warnings: str, detected) -> XDPLabError:
+def _implicit_error(view, warnings: str, log: str):
+    """A function clang only warned about (implicit declaration) that libbpf then could
+    not resolve: a CompileError on the warning's line, or None."""
     from . import dialects, explain
     implicit = dialects.implicit_declarations(warnings, view.origin) if view.source else {}
     for fn, line in implicit.items():
-        if fn in f.log:
-            err = CompileError(f"{view.origin} line {line}: `{fn}` is not declared (implicit declaration) "
-                               "and is no BPF helper: the object cannot be loaded", log=warnings + f.log,
+        if re.search(rf"\b{re.escape(fn)}\b", log):
+            msg = f"implicit declaration of function '{fn}'"
+            exp = explain.by_key("implicit-function") or explain.COMPILE
+            err = CompileError(f"{view.origin} line {line}: {msg}: no such BPF helper or function, so "
+                               f"libbpf cannot resolve `{fn}`\n{explain._excerpt(view, line)}",
+                               log=warnings + "\n--- libbpf then said:\n" + log,
                                hint=_dialect_hint(view) or "BPF programs cannot call libc or undeclared "
                                "functions: use a helper (bpf/bpf_helpers.h) or a static inline function")
-            err = explain._decorate(err, view, "compile", line, f"implicit declaration of function '{fn}'",
-                                    explain.COMPILE)
-            return err
+            return explain._decorate(err, view, exp.key, line, msg, exp)
+    return None
+
+
+def _load_error(view, f: _LoadFailure, warnings: str, detected) -> XDPLabError:
+    from . import explain
+    implicit = _implicit_error(view, warnings, f.log)
+    if implicit is not None:
+        return implicit
     if f.vlog.strip():
         from dataclasses import replace
         v = replace(view, entry=f.prog or view.entry)
