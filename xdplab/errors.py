@@ -128,6 +128,12 @@ def needs_open(method):
 
     @functools.wraps(method)
     def checked(self, *args, **kw):
-        self._check_open(method.__name__.strip("_"))
+        self._check_open(f"call {method.__name__}()")
         return method(self, *args, **kw)
     return checked
+
+
+class CountersUnavailable(XDPLabError):
+    """``prog.counters()`` has nothing true to say: the counting wrapper could not wrap the
+    program's function (or the program was built with count=False and counts nothing).
+    Raised instead of returning zeros."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _kernel
-from .errors import AttachError, CompileError, XDPLabError
+from .errors import AttachError, Closable, CompileError, XDPLabError, needs_open
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 INCLUDE_DIR = BPF_DIR / "include"
@@ -91,12 +91,21 @@ class Program:
     #: "xdp", or "tc": a TC classifier, ``int f(struct __sk_buff *skb)`` returning TC_ACT_*,
     #: loaded as a ``tc.TCProgram`` (never counted or captured: those wrap XDP functions)
     hook: str = "xdp"
+    #: directories for ``#include "..."`` (-I); ``cflags`` may also be one string
+    include_dirs: tuple = ()
     #: "bcc", "libbpf" or "elf" (None: recognised from the input, see xdplab.dialects)
     dialect: str | None = None
     #: a compiled BPF object (ELF bytes) instead of ``source`` (``from_file("x.o")``)
     elf: bytes | None = None
     #: libbpf objects: global variables (.rodata/.bss/.data) to set before load
     globals: object = None
+
+    def __post_init__(self):
+        from .bcccompat import include_flags, split_cflags
+        object.__setattr__(self, "cflags", split_cflags(self.cflags))
+        include_flags(self.include_dirs)                      # refuses a missing directory
+        dirs = (self.include_dirs,) if isinstance(self.include_dirs, (str, Path)) else self.include_dirs
+        object.__setattr__(self, "include_dirs", tuple(str(d) for d in dirs or ()))
 
     @classmethod
     def from_file(cls, path, **kw) -> "Program":
@@ -119,7 +128,9 @@ class Program:
 
     def xdp_functions(self) -> list[str]:
         """The entry points the source defines (XDP functions, or for ``hook="tc"`` TC ones)."""
-        pattern = _TC_FUNC if self.hook == "tc" else _XDP_FUNC
+        from .bcccompat import ctx_types, entry_pattern
+        pattern = (_TC_FUNC if self.hook == "tc"    # struct xdp_md, or a macro for it (CTXTYPE)
+                   else entry_pattern(ctx_types(self.source, self.cflags)))
         return [m["name"] for m in pattern.finditer(self.source) if not m["static"]]
 
     @property
@@ -143,14 +154,15 @@ class Program:
         from . import printk
         prelude = (INCLUDE_DIR / "xdplab.h").read_text() + printk.prelude(self.printk_tag)
         user, entry, wrapper = self.source, self.entry, ""
+        from .bcccompat import prelude_defines
+        prelude = "".join(f"#define {d} 1\n" for d in prelude_defines(user, self.all_cflags(), self.origin)) + prelude
         if self.hook == "tc":
             prelude = f"#define XDPLAB_TC 1\n{prelude}#include <uapi/linux/pkt_cls.h>\n"   # TC_ACT_*
         elif self.count or self.capture:
-            pat = re.compile(_XDP_FUNC.pattern.replace(r"(?P<name>\w+)", rf"(?P<name>{re.escape(entry)})"), re.M)
-            m = pat.search(user)
-            if m and not m["static"]:
+            m, _ = self.wrap_target()
+            if m:
                 inner = f"__xdplab_user_{entry}"
-                user = (user[:m.start()] + f"{m['indent']}static __always_inline int {inner}(struct xdp_md *{m['arg']})"
+                user = (user[:m.start()] + f"{m['indent']}static __always_inline int {inner}(struct {m['type']} *{m['arg']})"
                         + user[m.end():])
                 wrapper = (f"\n#line 1 \"<xdplab wrapper>\"\nint {entry}(struct xdp_md *ctx)\n"
                            f"{{\n    return xdplab_count(ctx, {inner}(ctx));\n}}\n")
@@ -158,6 +170,29 @@ class Program:
                     from .capture import wrapper as capture_wrapper
                     wrapper = capture_wrapper(self, entry, inner)
         return f"{prelude}\n{_numbered(user, self.origin, len(self.header_lines) + 1)}\n{wrapper}"
+
+    def all_cflags(self) -> tuple:
+        """``cflags`` plus -I for each of ``include_dirs`` and for the source file's
+        directory (BCC compiles the text from memory: ``#include "x.h"`` next to the file)."""
+        from .bcccompat import include_flags, origin_dir
+        here = origin_dir(self.origin)
+        return (*include_flags(self.include_dirs), *self.cflags, *((f"-I{here}",) if here else ()))
+
+    def wrap_target(self):
+        """(match, problem): where the counting/capture wrapper goes — the entry function's
+        ``int f(struct xdp_md *ctx)`` line (the struct may be spelled through a macro, as
+        ``struct CTXTYPE`` with -DCTXTYPE=xdp_md) — or None and why it cannot wrap."""
+        from .bcccompat import ctx_types, entry_pattern
+        entry = self.entry
+        m = (entry_pattern(ctx_types(self.source, self.cflags), entry).search(self.source)
+             or entry_pattern(None, entry).search(self.source))
+        if m is None:
+            return None, (f"the counting wrapper found no `int {entry}(struct xdp_md *ctx)` line in "
+                          f"{self.origin} to wrap (a signature built by a macro, or a function "
+                          "defined elsewhere)")
+        if m["static"]:
+            return None, f"{entry} is static: the counting wrapper only wraps a non-static function"
+        return m, None
 
     def load(self) -> "LoadedProgram":
         """Compile with BCC and load into the kernel (the verifier runs here): an
@@ -176,8 +211,12 @@ class Program:
             from .printk import new_tag
             return replace(self, printk_tag=new_tag()).load()
         entry = self.entry
-        cflags = [f"-I{INCLUDE_DIR}", "-Wno-unused-value", *self.cflags]
+        cflags = [f"-I{INCLUDE_DIR}", "-Wno-unused-value", *self.all_cflags()]
         text = self.full_source()
+        from . import safecompile
+        pre = safecompile.precheck(text.encode(), cflags)    # LLVM may exit(1): a child tries first
+        if pre.status in ("failed", "died"):
+            raise explain.compile_error(self, pre.text, died=pre.how)
         with _capture_stderr() as err:
             try:
                 bpf = BPF(text=text.encode(), cflags=cflags)
@@ -185,6 +224,7 @@ class Program:
                 bpf = None
         if bpf is None:
             raise explain.compile_error(self, err["text"])
+        compiled = err["text"]                                 # clang's warnings (kept for errors)
         with _capture_stderr() as err:
             try:
                 fn = bpf.load_func(entry.encode(), BPF.SCHED_CLS if self.hook == "tc" else BPF.XDP,
@@ -193,32 +233,57 @@ class Program:
                 fn, exc = None, e
         if fn is None:
             try:
-                error = explain.verifier_error(self, err["text"], exc, bpf)
+                error = explain.verifier_error(self, err["text"], exc, bpf, warnings=compiled)
             finally:
                 bpf.cleanup()
             raise error
         if self.hook == "tc":
             from .tc import TCProgram
             return TCProgram(self, bpf, fn, warnings=err["text"], source=text)
-        return XDPProgram(self, bpf, fn, warnings=err["text"], source=text)
+        prog = XDPProgram(self, bpf, fn, warnings=err["text"], source=text)
+        prog.count_problem = self.count_problem()
+        if prog.count_problem and self.count:
+            import warnings
+            from .bcccompat import CountingWarning
+            warnings.warn(f"{self.entry}: not counted: {prog.count_problem}", CountingWarning, stacklevel=2)
+        return prog
+
+    def count_problem(self) -> str | None:
+        """Why ``counters()`` of this program would not count its actions (None: it does)."""
+        if self.hook == "tc":
+            return None
+        if not self.count:
+            if re.search(r"\b(?:xdplab_count|XDPLAB_RETURN)\b", self.source):
+                return None
+            return "built with count=False (--no-count) and the program calls no xdplab_count()"
+        return self.wrap_target()[1]
 
 
-class LoadedProgram:
+class LoadedProgram(Closable):
     """What every program loaded into the kernel has: its fd and id, its maps
     (``prog[name]``), its links, ``close()``. ``XDPProgram`` and ``tc.TCProgram`` add how
-    they attach."""
+    they attach. After ``close()`` every use raises ``ClosedError`` (the fd number may
+    already belong to another program)."""
+
+    _reopen_hint = "load it again (xdplab.load(...), or re-run the cell)"
 
     def __init__(self, spec: Program, bpf, fn, warnings: str = "", source: str | None = None):
         """``source``: what BCC compiled (``spec.full_source()``), to find the maps' names."""
         self.spec, self.bpf, self._fn = spec, bpf, fn
         self.warnings = warnings
-        self.fd = fn.fd
-        info = _kernel.prog_info(self.fd)
+        self._fd = fn.fd
+        info = _kernel.prog_info(self._fd)
         self.id, self.name = info["id"], spec.entry
         self.links: list[Link] = []
         self._closed = False
         from .maps import Maps
         self.maps = Maps(bpf, source if source is not None else spec.full_source())
+
+    @property
+    def fd(self) -> int:
+        """The program's fd (``ClosedError`` once closed: the number may be reused)."""
+        self._check_open("use its fd")
+        return self._fd
 
     def detach(self) -> None:
         for link in list(self.links):
@@ -236,6 +301,7 @@ class LoadedProgram:
         self._closed = True
         for reader in getattr(self, "_readers", ()):
             reader.stop()             # capture threads polling this program's perf buffer
+        self.maps.close(f"its program {self.name} was closed")
         self.bpf.cleanup()
 
     def __enter__(self):
@@ -263,6 +329,7 @@ class LoadedProgram:
         s = prog_stats(self.fd)
         return Stats(s["run_cnt"], s["run_time_ns"])
 
+    @needs_open
     def printk(self, **kw):
         """The program's bpf_printk lines, streamed (an Output widget in a notebook)."""
         from .printk import PrintkStream
@@ -273,6 +340,7 @@ class XDPProgram(LoadedProgram):
     """An XDP program loaded into the kernel. Attach it with ``attach``; read its maps with
     ``prog.maps[name]`` / ``prog[name]``; its action counters with ``counters()``."""
 
+    @needs_open
     def attach(self, dev: str, mode: str = "native", *, replace: bool = False,
                force: bool = False) -> "Link":
         """Attach through a bpf_link. Refuses interfaces that carry the default route
@@ -280,43 +348,60 @@ class XDPProgram(LoadedProgram):
         (``replace=True`` takes them off first)."""
         return attach(self, dev, mode, replace=replace, force=force)
 
+    @needs_open
     def counters(self):
-        """Packets and bytes per XDP action since load, summed over CPUs."""
+        """Packets and bytes per XDP action since load, summed over CPUs. Raises
+        ``CountersUnavailable`` when the program is not counted (``count_problem`` says why)."""
         from .maps import Counters
+        if getattr(self, "count_problem", None):
+            from .errors import CountersUnavailable
+            raise CountersUnavailable(f"{self.name} has no action counters: {self.count_problem}",
+                                      hint="pass func= the program's XDP function `int f(struct xdp_md *ctx)`, "
+                                           "or return xdplab_count(ctx, action) yourself")
         return Counters.read(self.maps)
 
+    @needs_open
     def plot(self, **kw):
         """A live bokeh chart of packets/s per action (see ``xdplab.live.LivePlot``)."""
         from .live import LivePlot
         return LivePlot(self, **kw).start()
 
+    @needs_open
     def capture(self):
         """Start reading the packets a capture-built program (``capture=...``) emits."""
         from .capture import Recorder
         return Recorder(self)
 
+    @needs_open
     def run(self, packet, **kw):
         """Run the program on one packet with BPF_PROG_RUN (see ``xdplab.testrun``)."""
         from .testrun import run
         return run(self, packet, **kw)
 
     def __repr__(self) -> str:
+        if self.closed:
+            return f"<XDPProgram {self.name} id={self.id} closed>"
         where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
-        return f"<XDPProgram {self.name} id={self.id} ({where}) maps={list(self.maps)}>"
+        uncounted = " NOT COUNTED" if getattr(self, "count_problem", None) else ""
+        return f"<XDPProgram {self.name} id={self.id} ({where}) maps={list(self.maps)}{uncounted}>"
 
     def _repr_html_(self) -> str:
         from html import escape
-        c = self.counters()
+        if self.closed:
+            return f"<b>XDP program <code>{escape(self.name)}</code></b> id {self.id} &mdash; closed"
+        problem = getattr(self, "count_problem", None)
+        counts = (f"<br><b>not counted</b>: {escape(problem)}" if problem else self.counters()._repr_html_())
         where = ", ".join(f"<code>{l.ifname}</code> ({l.mode}, link {l.id})" for l in self.links if l.attached)
         return (f"<b>XDP program <code>{escape(self.name)}</code></b> id {self.id} &mdash; "
                 f"{where or 'not attached'}<br>maps: {', '.join(map(escape, self.maps)) or '-'}"
-                f"{c._repr_html_()}")
+                f"{counts}")
 
 
 @dataclass
-class Link:
+class Link(Closable):
     """A bpf_link holding an XDP (or TC) program on an interface. Closing the fd (explicitly,
-    or by the process dying) detaches the program."""
+    or by the process dying) detaches the program. ``detach()`` (= ``close()``) is final:
+    ``update()`` then raises ``ClosedError``."""
 
     fd: int
     ifname: str
@@ -333,6 +418,13 @@ class Link:
     def attached(self) -> bool:
         return self.fd >= 0
 
+    closed = property(lambda self: self.fd < 0)
+    _reopen_hint = "attach the program again (prog.attach(dev)) for a new link"
+
+    def _describe(self) -> str:
+        return f"link of {self.program.name} on {self.ifname} ({self.mode})"
+
+    @needs_open
     def update(self, program: XDPProgram) -> None:
         """Swap in another program atomically."""
         _kernel.link_update(self.fd, program.fd)
@@ -354,6 +446,8 @@ class Link:
         if self in self.program.links:
             self.program.links.remove(self)
 
+    close = detach
+
     def __enter__(self):
         return self
 
@@ -361,7 +455,7 @@ class Link:
         self.detach()
 
     def __repr__(self) -> str:
-        state = f"link {self.id}" if self.attached else "detached"
+        state = f"link {self.id}" if self.attached else "detached, closed"
         return f"<Link {self.program.name} on {self.ifname} ({self.mode}, {state})>"
 
 
@@ -373,11 +467,23 @@ def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = 
     mode_key = MODES.get(str(mode).lower())
     if mode_key is None:
         raise AttachError(f"unknown XDP mode {mode!r}", hint="use 'native' (driver) or 'generic' (skb)")
+    if getattr(prog, "closed", False):
+        prog._check_open("attach")             # ClosedError: its fd number may be another program's now
     ifindex = attach_target(dev, force)
     ours = our_link(prog, ifindex, mode_key)
     if ours is not None:
         return ours
     present = _kernel.xdp_state(dev)
+    other = next((l for m in MODES.values() if m != mode_key
+                  for l in [_LINKS.get((_kernel.netns_ino(), ifindex, m))] if l is not None and l.attached), None)
+    if other is not None and not replace:
+        raise AttachError(f"{dev} already has a {other.mode}-mode link of this process (program "
+                          f"{other.program.name}); native and generic cannot be mixed on one device",
+                          hint=f"detach it first ({other.program.name}.detach()), attach in {other.mode} "
+                               "mode to swap the program, or pass replace=True (--replace) to take it off")
+    if other is not None:
+        other.detach()
+        present = _kernel.xdp_state(dev)
     if present and not replace:
         who = ", ".join(f"{m} program {_kernel.prog_name_by_id(p)!r} (id {p})" for m, p in present.items())
         raise AttachError(f"{dev} already has {who}, not attached by this process",
