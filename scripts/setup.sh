@@ -12,7 +12,9 @@ say() { printf '\033[1m[xdplab setup]\033[0m %s\n' "$*"; }
 # 1. Debian packages ---------------------------------------------------------------------
 PKGS=(python3-bpfcc bpfcc-tools bpftool clang llvm libbpf-dev iproute2 iputils-ping ethtool
       tcpdump tshark python3-venv python3-dev ca-certificates kmod
-      qemu-system-x86 busybox-static ${XDPLAB_EXTRA_PKGS:-})
+      qemu-system-x86 busybox-static
+      libc6-dev-i386 make   # gnu/stubs-32.h for glibc headers under clang -target bpf; make: tests/corpus/Makefile
+      ${XDPLAB_EXTRA_PKGS:-})
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

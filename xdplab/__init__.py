@@ -9,8 +9,8 @@
 In a notebook: ``%load_ext xdplab`` then ``%%xdp --dev xl-h1`` cells.
 """
 from . import errors, kernel, paths
-from .errors import (AttachError, CompileError, NotSupported, TopologyError, VerifierError,
-                     XDPLabError)
+from .errors import (AttachError, ClosedError, CompileError, MapError, MapKeyError, NotSupported,
+                     TopologyError, UsageError, VerifierError, XDPLabError)
 from .programs.program import ACTIONS, Link, Program, XDPProgram, detach_all, load
 from .net.topology import Host, Topology, lab
 from .programs.capture import Capture
@@ -27,6 +27,6 @@ def doctor(**kw):
     return _doctor.run(**kw)
 
 
-__all__ = ["ACTIONS", "AttachError", "Capture", "CompileError", "DropDetector", "Host", "Link", "NotSupported", "Program",
-           "Topology", "TopologyError", "VerifierError", "XDPLabError", "XDPProgram",
+__all__ = ["ACTIONS", "AttachError", "Capture", "ClosedError", "CompileError", "DropDetector", "Host", "Link", "NotSupported", "Program",
+           "MapError", "MapKeyError", "Topology", "TopologyError", "UsageError", "VerifierError", "XDPLabError", "XDPProgram",
            "detach_all", "doctor", "lab", "load"]

@@ -5,6 +5,7 @@ not as a Python traceback: the traceback is about xdplab's internals, the messag
 about the user's program or machine.
 """
 from __future__ import annotations
+import functools
 
 
 class XDPLabError(Exception):
@@ -70,3 +71,69 @@ class AttachError(XDPLabError):
 
 class TopologyError(XDPLabError):
     """A lab host or link is missing or could not be built."""
+
+
+class UsageError(XDPLabError, ValueError):
+    """A bad argument: the message names the value and what is accepted. Raised before
+    anything is created. Also a ValueError, so ``except ValueError`` keeps working."""
+
+
+class MapKeyError(XDPLabError, KeyError):
+    """A key that is not in a map (or out of an array's range). Also a KeyError."""
+
+    def __str__(self) -> str:                 # KeyError would quote the message
+        msg = str(self.args[0]) if self.args else ""
+        return f"{msg}\n  hint: {self.hint}" if self.hint else msg
+
+
+class MapError(XDPLabError):
+    """The kernel refused a map operation (a full hash map, a value it does not take)."""
+
+
+class ClosedError(XDPLabError):
+    """An object that wraps a kernel fd (a program, map, link, AF_XDP socket, capture,
+    printk stream, traffic generator, drop detector) was used after ``close()``. Its fd
+    number may already belong to something else: nothing is done with it."""
+
+    def __init__(self, what: str, action: str = "", hint: str = ""):
+        self.what = what
+        msg = f"{what} is closed" + (f": cannot {action}" if action else "")
+        super().__init__(msg, hint or "closing is final; make a new one (e.g. load the program again)")
+
+
+class Closable:
+    """Mixin for objects that wrap kernel fds: ``closed``, and ``_check_open(action)``
+    which raises ``ClosedError`` naming the object (``_describe()``). Methods that need
+    the kernel object use ``@needs_open``. Subclasses set ``_closed = True`` in an
+    idempotent ``close()`` (or override the ``closed`` property)."""
+
+    _closed = False
+    _reopen_hint = ""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _describe(self) -> str:
+        name = getattr(self, "name", None)
+        return f"{type(self).__name__} {name}" if isinstance(name, str) else type(self).__name__
+
+    def _check_open(self, action: str = "") -> None:
+        if self.closed:
+            raise ClosedError(self._describe(), action, self._reopen_hint)
+
+
+def needs_open(method):
+    """Decorate a ``Closable`` method: it raises ``ClosedError`` once the object is closed."""
+
+    @functools.wraps(method)
+    def checked(self, *args, **kw):
+        self._check_open(f"call {method.__name__}()")
+        return method(self, *args, **kw)
+    return checked
+
+
+class CountersUnavailable(XDPLabError):
+    """``prog.counters()`` has nothing true to say: the counting wrapper could not wrap the
+    program's function (or the program was built with count=False and counts nothing).
+    Raised instead of returning zeros."""

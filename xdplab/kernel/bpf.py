@@ -5,20 +5,21 @@ these functions; nothing else issues bpf(2) commands or netlink requests itself.
 """
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
+import fcntl
+import mmap
 import os
 import platform
 import socket
 import struct
-from contextlib import contextmanager
-from ..errors import NotSupported
-import types
-import asyncio
 import threading
-import fcntl
-import mmap
+import types
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from ..errors import NotSupported
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -179,6 +180,34 @@ def prog_info_by_id(prog_id: int) -> dict | None:
         return prog_info(fd)
     finally:
         os.close(fd)
+
+
+BPF_ENABLE_STATS, BPF_STATS_RUN_TIME = 32, 0
+_stats_fd: int | None = None
+
+
+def enable_stats() -> None:
+    """BPF_ENABLE_STATS(RUN_TIME) for as long as this process lives (the kernel counts
+    runs and ns for every program while an fd of it is open). Linux >= 5.8."""
+    global _stats_fd
+    if _stats_fd is None:
+        try:
+            _stats_fd = bpf(BPF_ENABLE_STATS, _attr("=I", BPF_STATS_RUN_TIME), "ENABLE_STATS")
+        except BPFError as e:
+            raise NotSupported("run-time statistics (BPF_ENABLE_STATS)", "5.8", e.strerror) from None
+
+
+def prog_stats(prog_fd: int) -> dict:
+    """run_cnt, run_time_ns, verified_insns, gpl_compatible, btf_id of a program."""
+    info = ctypes.create_string_buffer(256)
+    bpf(BPF_OBJ_GET_INFO_BY_FD, _attr("=IIQ", prog_fd, len(info), ctypes.addressof(info)),
+        "OBJ_GET_INFO_BY_FD")
+    run_time_ns, run_cnt = struct.unpack_from("=QQ", info, 192)
+    (verified,) = struct.unpack_from("=I", info, 216)
+    (gpl,) = struct.unpack_from("=I", info, 84)
+    (btf_id,) = struct.unpack_from("=I", info, 128)
+    return {"run_cnt": run_cnt, "run_time_ns": run_time_ns, "verified_insns": verified,
+            "gpl_compatible": bool(gpl & 1), "btf_id": btf_id}
 
 
 def prog_name_by_id(prog_id: int) -> str:

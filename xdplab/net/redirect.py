@@ -31,6 +31,7 @@ from . import drivers
 from ..programs.program import Program
 from .topology import Host
 from ..programs.maps import ACTIONS, Counters
+from ..kernel.procstate import stamp # pid + start time: a reused pid never meets these
 
 BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_DEVMAP_HASH = 14, 16, 25
 BPF_XDP_DEVMAP, BPF_XDP_CPUMAP = 33, 35          # enum bpf_attach_type
@@ -69,7 +70,7 @@ def load(source: str, **kw):
     decls = _DEVMAP_HASH_DECL.findall(source)
     if not decls:
         return Program(source, **kw).load()
-    pin_dir = f"/sys/fs/bpf/xdplab-{os.getpid()}-{next(_pin_ids)}/"
+    pin_dir = f"/sys/fs/bpf/xdplab-{stamp()}-{next(_pin_ids)}/"
     os.makedirs(pin_dir)
     fds = []
     try:

@@ -1,12 +1,18 @@
 """bpf_printk / bpf_trace_printk output in the notebook cell that owns the program.
 
 Every program whose source mentions printk is compiled with a tag of its own in front of
-each format string (``xl<pid>.<n>: ``, a string-literal concatenation, so nothing runs at
-packet time). One reader per process follows a private tracefs instance,
-``/sys/kernel/tracing/instances/xdplab-<pid>``, with only the ``bpf_trace/bpf_trace_printk``
-event enabled and an event filter on this process's tag prefix: other users reading the
-global trace_pipe do not steal our lines, and we do not see theirs. Lines are dispatched
-by tag to the program's stream, which stops when the program is detached or closed.
+each format string (``xl<pid>t<start>.<n>: ``, a string-literal concatenation, so nothing
+runs at packet time). One reader per process follows a private tracefs instance,
+``/sys/kernel/tracing/instances/xdplab-<pid>-<start>``, with only the
+``bpf_trace/bpf_trace_printk`` event enabled and an event filter on this process's tag
+prefix: other users reading the global trace_pipe do not steal our lines, and we do not
+see theirs. Lines are dispatched by tag to the program's stream, which stops when the program is detached or closed.
+
+``<start>`` is the process's start time (``xdplab.procstate``): pids are reused, and a
+process must never adopt the instance (and the buffered lines) of a dead one with its
+pid. The instance is removed at exit; a process killed with -9 cannot, so its instance
+stays until ``xdplab down --all`` (``xdplab doctor`` lists them) or the next reader's
+setup removes instances whose process is gone.
 
     prog.printk()            # in a notebook: an Output widget the lines stream into
     s = prog.printk(); s.lines()
@@ -24,15 +30,17 @@ from pathlib import Path
 
 from ..display import in_notebook
 from ..errors import NotSupported
+from ..kernel import procstate
 
 TRACEFS = Path("/sys/kernel/tracing")
 _count = itertools.count(1)
 _LINE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+(?P<ts>[\d.]+): "
-                   r"bpf_trace_printk: (?P<tag>xl\d+\.\d+): (?P<msg>.*)$")
+                   r"bpf_trace_printk: (?P<tag>xl\d+t[0-9a-f]+\.\d+): (?P<msg>.*)$")
 
 
 def tag_prefix() -> str:
-    return f"xl{os.getpid()}."
+    """``xl<pid>t<start time, hex>.``: this process's tags, no other process's."""
+    return f"xl{os.getpid()}t{procstate.starttime():x}."
 
 
 def new_tag() -> str:
@@ -54,7 +62,7 @@ class _Reader:
     """The process's tracefs instance and the thread that follows its trace_pipe."""
 
     def __init__(self):
-        self.dir = TRACEFS / "instances" / f"xdplab-{os.getpid()}"
+        self.dir = None                   # instances/xdplab-<pid>-<start>, made by setup()
         self.sinks: dict[str, list] = {}
         self.lock = threading.Lock()
         self.thread = None
@@ -67,7 +75,13 @@ class _Reader:
         if not ev.is_dir():
             raise NotSupported("the bpf_trace_printk trace event", "5.10",
                                "bpf_trace_printk writes to the global trace buffer only")
-        self.dir.mkdir(exist_ok=True)
+        for dead in procstate.dead_instances():      # what killed readers left
+            try:
+                procstate.remove_instance(dead)
+            except OSError:
+                pass
+        self.dir = TRACEFS / "instances" / f"{procstate.INSTANCE_PREFIX}{procstate.stamp()}"
+        self.dir.mkdir(exist_ok=True)     # ours: only a reader of this very process made it
         ev = self.dir / "events" / "bpf_trace" / "bpf_trace_printk"
         try:
             (ev / "filter").write_text(f'bpf_string ~ "{tag_prefix()}*"\n')
@@ -129,9 +143,10 @@ class _Reader:
         self.stop.set()
         if self.thread is not None:
             self.thread.join(timeout=1)
+        if self.dir is None:
+            return
         try:
-            (self.dir / "events" / "bpf_trace" / "bpf_trace_printk" / "enable").write_text("0\n")
-            self.dir.rmdir()
+            procstate.remove_instance(self.dir)
         except OSError:
             pass
 

@@ -15,17 +15,30 @@ from __future__ import annotations
 import errno
 import os
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
 
-from .. import kernel, paths
-from ..errors import AttachError, CompileError, XDPLabError
-from . import capture, explain, printk
+from .. import kernel
+from .. import paths
+from ..errors import AttachError, Closable, CompileError, CountersUnavailable, XDPLabError, needs_open
+from . import bcccompat
+from . import capture
+from . import dialects
+from . import explain
+from . import printk
+from . import safecompile
+from .bcccompat import CountingWarning
 from .compile import INCLUDE_DIR, PRELUDE, capture_stderr as _capture_stderr, cflags as _cflags
 from .live import LivePlot
 from .maps import Counters, Maps
 from .prog_run import run as _run
+from .bcccompat import include_flags, split_cflags
+from .dialects import detect
+from .bcccompat import ctx_types, entry_pattern
+from .bcccompat import prelude_defines
+from .bcccompat import include_flags, origin_dir
 
 ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
 MODES = {"native": "native", "drv": "native", "driver": "native",
@@ -37,6 +50,9 @@ _XDP_FUNC = re.compile(
 _TC_FUNC = re.compile(_XDP_FUNC.pattern.replace(r"xdp_md", r"__sk_buff"), re.M)
 #: the loaded-program class of each hook: "xdp" here, "tc" registered by programs.tc
 LOADED_TYPES: dict[str, type] = {}
+#: how a dialect other than BCC's loads: {"libbpf": loader, "elf": loader}, registered by
+#: programs.libbpf; a loader has ``load(spec, detected)`` and ``entry(spec)``
+DIALECT_LOADERS: dict[str, object] = {}
 
 
 def numbered(source: str, origin: str, first: int = 1) -> str:
@@ -78,6 +94,20 @@ class Program:
     #: "xdp", or "tc": a TC classifier, ``int f(struct __sk_buff *skb)`` returning TC_ACT_*,
     #: loaded as a ``tc.TCProgram`` (never counted or captured: those wrap XDP functions)
     hook: str = "xdp"
+    #: directories for ``#include "..."`` (-I); ``cflags`` may also be one string
+    include_dirs: tuple = ()
+    #: "bcc", "libbpf" or "elf" (None: recognised from the input, see xdplab.dialects)
+    dialect: str | None = None
+    #: a compiled BPF object (ELF bytes) instead of ``source`` (``from_file("x.o")``)
+    elf: bytes | None = None
+    #: libbpf objects: global variables (.rodata/.bss/.data) to set before load
+    globals: object = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "cflags", split_cflags(self.cflags))
+        include_flags(self.include_dirs)                      # refuses a missing directory
+        dirs = (self.include_dirs,) if isinstance(self.include_dirs, (str, Path)) else self.include_dirs
+        object.__setattr__(self, "include_dirs", tuple(str(d) for d in dirs or ()))
 
     @classmethod
     def from_file(cls, path, **kw) -> "Program":
@@ -86,7 +116,14 @@ class Program:
         p = Path(path)
         if not p.is_absolute() and not p.exists() and paths.LAB_BPF is not None:
             p = paths.LAB_BPF / p
-        return cls(p.read_text(), origin=str(path), **kw)
+        data = p.read_bytes()
+        if data[:4] == b"\x7fELF":                     # a compiled object: libbpf loads it
+            return cls("", elf=data, origin=str(path), **kw)
+        return cls(data.decode(errors="replace"), origin=str(path), **kw)
+
+    def detected(self):
+        """Which dialect this is and why (``xdplab.dialects.Detected``)."""
+        return detect(self.elf if self.elf is not None else self.source, self.dialect)
 
     @property
     def lines(self) -> list[str]:
@@ -94,13 +131,16 @@ class Program:
 
     def xdp_functions(self) -> list[str]:
         """The entry points the source defines (XDP functions, or for ``hook="tc"`` TC ones)."""
-        pattern = _TC_FUNC if self.hook == "tc" else _XDP_FUNC
+        pattern = (_TC_FUNC if self.hook == "tc"    # struct xdp_md, or a macro for it (CTXTYPE)
+                   else entry_pattern(ctx_types(self.source, self.cflags)))
         return [m["name"] for m in pattern.finditer(self.source) if not m["static"]]
 
     @property
     def entry(self) -> str:
         if self.func:
             return self.func
+        if self.elf is not None or self.detected().dialect != "bcc":
+            return DIALECT_LOADERS[self.detected().dialect].entry(self)
         funcs = self.xdp_functions()
         if not funcs:
             what, arg = (("TC", "struct __sk_buff *skb") if self.hook == "tc"
@@ -114,14 +154,14 @@ class Program:
         (``#line``), then the counting wrapper."""
         prelude = PRELUDE.read_text() + printk.prelude(self.printk_tag)
         user, entry, wrapper = self.source, self.entry, ""
+        prelude = "".join(f"#define {d} 1\n" for d in prelude_defines(user, self.all_cflags(), self.origin)) + prelude
         if self.hook == "tc":
             prelude = f"#define XDPLAB_TC 1\n{prelude}#include <uapi/linux/pkt_cls.h>\n"   # TC_ACT_*
         elif self.count or self.capture:
-            pat = re.compile(_XDP_FUNC.pattern.replace(r"(?P<name>\w+)", rf"(?P<name>{re.escape(entry)})"), re.M)
-            m = pat.search(user)
-            if m and not m["static"]:
+            m, _ = self.wrap_target()
+            if m:
                 inner = f"__xdplab_user_{entry}"
-                user = (user[:m.start()] + f"{m['indent']}static __always_inline int {inner}(struct xdp_md *{m['arg']})"
+                user = (user[:m.start()] + f"{m['indent']}static __always_inline int {inner}(struct {m['type']} *{m['arg']})"
                         + user[m.end():])
                 wrapper = (f"\n#line 1 \"<xdplab wrapper>\"\nint {entry}(struct xdp_md *ctx)\n"
                            f"{{\n    return xdplab_count(ctx, {inner}(ctx));\n}}\n")
@@ -129,17 +169,45 @@ class Program:
                     wrapper = capture.wrapper(self, entry, inner)
         return f"{prelude}\n{numbered(user, self.origin, len(self.header_lines) + 1)}\n{wrapper}"
 
+    def all_cflags(self) -> tuple:
+        """``cflags`` plus -I for each of ``include_dirs`` and for the source file's
+        directory (BCC compiles the text from memory: ``#include "x.h"`` next to the file)."""
+        here = origin_dir(self.origin)
+        return (*include_flags(self.include_dirs), *self.cflags, *((f"-I{here}",) if here else ()))
+
+    def wrap_target(self):
+        """(match, problem): where the counting/capture wrapper goes — the entry function's
+        ``int f(struct xdp_md *ctx)`` line (the struct may be spelled through a macro, as
+        ``struct CTXTYPE`` with -DCTXTYPE=xdp_md) — or None and why it cannot wrap."""
+        entry = self.entry
+        m = (entry_pattern(ctx_types(self.source, self.cflags), entry).search(self.source)
+             or entry_pattern(None, entry).search(self.source))
+        if m is None:
+            return None, (f"the counting wrapper found no `int {entry}(struct xdp_md *ctx)` line in "
+                          f"{self.origin} to wrap (a signature built by a macro, or a function "
+                          "defined elsewhere)")
+        if m["static"]:
+            return None, f"{entry} is static: the counting wrapper only wraps a non-static function"
+        return m, None
+
     def load(self) -> "LoadedProgram":
         """Compile with BCC and load into the kernel (the verifier runs here): an
-        ``XDPProgram``, or for ``hook="tc"`` a ``tc.TCProgram``."""
+        ``XDPProgram``, or for ``hook="tc"`` a ``tc.TCProgram``. libbpf-style C and
+        compiled objects load through libbpf instead (``xdplab.libbpf``)."""
+        found = self.detected()
+        if found.dialect != "bcc":
+            return DIALECT_LOADERS[found.dialect].load(self, found)
         from bcc import BPF
         if self.hook not in LOADED_TYPES:
             raise XDPLabError(f"unknown hook {self.hook!r}", hint=f"use one of {', '.join(map(repr, LOADED_TYPES))}")
         if self.printk_tag is None and "printk" in self.source:
             return replace(self, printk_tag=printk.new_tag()).load()
         entry = self.entry
-        cflags = _cflags(self.cflags)
+        cflags = _cflags(self.all_cflags())
         text = self.full_source()
+        pre = safecompile.precheck(text.encode(), cflags)    # LLVM may exit(1): a child tries first
+        if pre.status in ("failed", "died"):
+            raise explain.compile_error(self, pre.text, died=pre.how)
         with _capture_stderr() as err:
             try:
                 bpf = BPF(text=text.encode(), cflags=cflags)
@@ -147,6 +215,7 @@ class Program:
                 bpf = None
         if bpf is None:
             raise explain.compile_error(self, err["text"])
+        compiled = err["text"]                                 # clang's warnings (kept for errors)
         with _capture_stderr() as err:
             try:
                 fn = bpf.load_func(entry.encode(), BPF.SCHED_CLS if self.hook == "tc" else BPF.XDP,
@@ -155,28 +224,70 @@ class Program:
                 fn, exc = None, e
         if fn is None:
             try:
-                error = explain.verifier_error(self, err["text"], exc, bpf)
+                error = explain.verifier_error(self, err["text"], exc, bpf, warnings=compiled)
             finally:
                 bpf.cleanup()
             raise error
-        return LOADED_TYPES[self.hook](self, bpf, fn, warnings=err["text"], source=text)
+        prog = LOADED_TYPES[self.hook](self, bpf, fn, warnings=err["text"], source=text)
+        if self.hook != "xdp":
+            return prog
+        prog.count_problem = self.count_problem()
+        if prog.count_problem and self.count:
+            warnings.warn(f"{self.entry}: not counted: {prog.count_problem}", CountingWarning, stacklevel=2)
+        return prog
+
+    def count_problem(self) -> str | None:
+        """Why ``counters()`` of this program would not count its actions (None: it does)."""
+        if self.hook == "tc":
+            return None
+        if not self.count:
+            if re.search(r"\b(?:xdplab_count|XDPLAB_RETURN)\b", self.source):
+                return None
+            return "built with count=False (--no-count) and the program calls no xdplab_count()"
+        return self.wrap_target()[1]
 
 
-class LoadedProgram:
+@dataclass(frozen=True)
+class Stats:
+    """Runs and run time of a program, as the kernel counts them (BPF_ENABLE_STATS)."""
+    runs: int
+    ns: int
+
+    @property
+    def ns_per_run(self) -> float:
+        return self.ns / self.runs if self.runs else 0.0
+
+    def __sub__(self, other: "Stats") -> "Stats":
+        return Stats(self.runs - other.runs, self.ns - other.ns)
+
+    def __repr__(self):
+        return f"Stats(runs={self.runs}, ns={self.ns}, ns_per_run={self.ns_per_run:.1f})"
+
+
+class LoadedProgram(Closable):
     """What every program loaded into the kernel has: its fd and id, its maps
     (``prog[name]``), its links, ``close()``. ``XDPProgram`` and ``tc.TCProgram`` add how
-    they attach."""
+    they attach. After ``close()`` every use raises ``ClosedError`` (the fd number may
+    already belong to another program)."""
+
+    _reopen_hint = "load it again (xdplab.load(...), or re-run the cell)"
 
     def __init__(self, spec: Program, bpf, fn, warnings: str = "", source: str | None = None):
         """``source``: what BCC compiled (``spec.full_source()``), to find the maps' names."""
         self.spec, self.bpf, self._fn = spec, bpf, fn
         self.warnings = warnings
-        self.fd = fn.fd
-        info = kernel.prog_info(self.fd)
+        self._fd = fn.fd
+        info = kernel.prog_info(self._fd)
         self.id, self.name = info["id"], spec.entry
         self.links: list[Link] = []
         self._closed = False
         self.maps = Maps(bpf, source if source is not None else spec.full_source())
+
+    @property
+    def fd(self) -> int:
+        """The program's fd (``ClosedError`` once closed: the number may be reused)."""
+        self._check_open("use its fd")
+        return self._fd
 
     def detach(self) -> None:
         for link in list(self.links):
@@ -194,6 +305,7 @@ class LoadedProgram:
         self._closed = True
         for reader in getattr(self, "_readers", ()):
             reader.stop()             # capture threads polling this program's perf buffer
+        self.maps.close(f"its program {self.name} was closed")
         self.bpf.cleanup()
 
     def __enter__(self):
@@ -212,6 +324,15 @@ class LoadedProgram:
     def __getitem__(self, name):
         return self.maps[name]
 
+    def stats(self):
+        """Runs and run time (ns), from the kernel: ``Stats(runs, ns, ns_per_run)``. The
+        kernel counts while BPF_ENABLE_STATS is on, which this switches on for the process
+        (libbpf-loaded programs: at load), so a BCC program counts from the first call."""
+        kernel.enable_stats()
+        s = kernel.prog_stats(self.fd)
+        return Stats(s["run_cnt"], s["run_time_ns"])
+
+    @needs_open
     def printk(self, **kw):
         """The program's bpf_printk lines, streamed (an Output widget in a notebook)."""
         return printk.PrintkStream(self, **kw)
@@ -221,6 +342,7 @@ class XDPProgram(LoadedProgram):
     """An XDP program loaded into the kernel. Attach it with ``attach``; read its maps with
     ``prog.maps[name]`` / ``prog[name]``; its action counters with ``counters()``."""
 
+    @needs_open
     def attach(self, dev: str, mode: str = "native", *, replace: bool = False,
                force: bool = False) -> "Link":
         """Attach through a bpf_link. Refuses interfaces that carry the default route
@@ -228,38 +350,54 @@ class XDPProgram(LoadedProgram):
         (``replace=True`` takes them off first)."""
         return attach(self, dev, mode, replace=replace, force=force)
 
+    @needs_open
     def counters(self):
-        """Packets and bytes per XDP action since load, summed over CPUs."""
+        """Packets and bytes per XDP action since load, summed over CPUs. Raises
+        ``CountersUnavailable`` when the program is not counted (``count_problem`` says why)."""
+        if getattr(self, "count_problem", None):
+            raise CountersUnavailable(f"{self.name} has no action counters: {self.count_problem}",
+                                      hint="pass func= the program's XDP function `int f(struct xdp_md *ctx)`, "
+                                           "or return xdplab_count(ctx, action) yourself")
         return Counters.read(self.maps)
 
+    @needs_open
     def plot(self, **kw):
         """A live bokeh chart of packets/s per action (see ``xdplab.live.LivePlot``)."""
         return LivePlot(self, **kw).start()
 
+    @needs_open
     def capture(self):
         """Start reading the packets a capture-built program (``capture=...``) emits."""
         return capture.Recorder(self)
 
+    @needs_open
     def run(self, packet, **kw):
         """Run the program on one packet with BPF_PROG_RUN (see ``xdplab.testrun``)."""
         return _run(self, packet, **kw)
 
     def __repr__(self) -> str:
+        if self.closed:
+            return f"<XDPProgram {self.name} id={self.id} closed>"
         where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
-        return f"<XDPProgram {self.name} id={self.id} ({where}) maps={list(self.maps)}>"
+        uncounted = " NOT COUNTED" if getattr(self, "count_problem", None) else ""
+        return f"<XDPProgram {self.name} id={self.id} ({where}) maps={list(self.maps)}{uncounted}>"
 
     def _repr_html_(self) -> str:
-        c = self.counters()
+        if self.closed:
+            return f"<b>XDP program <code>{escape(self.name)}</code></b> id {self.id} &mdash; closed"
+        problem = getattr(self, "count_problem", None)
+        counts = (f"<br><b>not counted</b>: {escape(problem)}" if problem else self.counters()._repr_html_())
         where = ", ".join(f"<code>{l.ifname}</code> ({l.mode}, link {l.id})" for l in self.links if l.attached)
         return (f"<b>XDP program <code>{escape(self.name)}</code></b> id {self.id} &mdash; "
                 f"{where or 'not attached'}<br>maps: {', '.join(map(escape, self.maps)) or '-'}"
-                f"{c._repr_html_()}")
+                f"{counts}")
 
 
 @dataclass
-class Link:
+class Link(Closable):
     """A bpf_link holding an XDP (or TC) program on an interface. Closing the fd (explicitly,
-    or by the process dying) detaches the program."""
+    or by the process dying) detaches the program. ``detach()`` (= ``close()``) is final:
+    ``update()`` then raises ``ClosedError``."""
 
     fd: int
     ifname: str
@@ -276,6 +414,13 @@ class Link:
     def attached(self) -> bool:
         return self.fd >= 0
 
+    closed = property(lambda self: self.fd < 0)
+    _reopen_hint = "attach the program again (prog.attach(dev)) for a new link"
+
+    def _describe(self) -> str:
+        return f"link of {self.program.name} on {self.ifname} ({self.mode})"
+
+    @needs_open
     def update(self, program: XDPProgram) -> None:
         """Swap in another program atomically."""
         kernel.link_update(self.fd, program.fd)
@@ -297,6 +442,8 @@ class Link:
         if self in self.program.links:
             self.program.links.remove(self)
 
+    close = detach
+
     def __enter__(self):
         return self
 
@@ -304,7 +451,7 @@ class Link:
         self.detach()
 
     def __repr__(self) -> str:
-        state = f"link {self.id}" if self.attached else "detached"
+        state = f"link {self.id}" if self.attached else "detached, closed"
         return f"<Link {self.program.name} on {self.ifname} ({self.mode}, {state})>"
 
 
@@ -317,11 +464,23 @@ def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = 
     mode_key = MODES.get(str(mode).lower())
     if mode_key is None:
         raise AttachError(f"unknown XDP mode {mode!r}", hint="use 'native' (driver) or 'generic' (skb)")
+    if getattr(prog, "closed", False):
+        prog._check_open("attach")             # ClosedError: its fd number may be another program's now
     ifindex = attach_target(dev, force)
     ours = our_link(prog, ifindex, mode_key)
     if ours is not None:
         return ours
     present = kernel.xdp_state(dev)
+    other = next((l for m in MODES.values() if m != mode_key
+                  for l in [_LINKS.get((kernel.netns_ino(), ifindex, m))] if l is not None and l.attached), None)
+    if other is not None and not replace:
+        raise AttachError(f"{dev} already has a {other.mode}-mode link of this process (program "
+                          f"{other.program.name}); native and generic cannot be mixed on one device",
+                          hint=f"detach it first ({other.program.name}.detach()), attach in {other.mode} "
+                               "mode to swap the program, or pass replace=True (--replace) to take it off")
+    if other is not None:
+        other.detach()
+        present = kernel.xdp_state(dev)
     if present and not replace:
         who = ", ".join(f"{m} program {kernel.prog_name_by_id(p)!r} (id {p})" for m, p in present.items())
         raise AttachError(f"{dev} already has {who}, not attached by this process",

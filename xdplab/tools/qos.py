@@ -24,7 +24,8 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from .. import kernel, paths
+from .. import kernel
+from .. import paths
 from ..errors import XDPLabError
 from ..programs.program import Program
 from ..net.router_topology import parse_rate, parse_size

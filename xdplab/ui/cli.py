@@ -8,6 +8,8 @@ from ..dev import matrix
 from ..errors import XDPLabError
 from ..labs.grading import main_check
 from ..net.drivers import table
+from ..kernel import procstate
+from ..net import labstate
 from ..net.topology import DEFAULT_PREFIX, Topology, remove_all
 from . import doctor
 
@@ -25,15 +27,22 @@ def cmd_up(args) -> int:
 
 
 def cmd_down(args) -> int:
-    removed = remove_all(args.prefix) if args.all else Topology().down()
-    if args.all:
-        removed = removed["netns"] + removed["links"]
+    """Every topology of this lab (default hosts, the router labs' RouterTopology); with --all
+    also whatever is named <prefix>* and what killed processes left."""
+    removed = labstate.down(args.prefix)
+    if args.all:            # and what killed processes left (tracefs instances, pins, ...)
+        left = remove_all(args.prefix)
+        removed += left["links"] + [f"netns {n}" for n in left["netns"]] + procstate.remove_dead()
     print("removed: " + (", ".join(removed) if removed else "nothing"))
+    stray = labstate.unrecorded(args.prefix) if not args.all else {}
+    if any(stray.values()):
+        print(f"left (in no recorded topology): {', '.join(stray['netns'] + stray['links'])}; "
+              "`xdplab down --all` removes them")
     return 0
 
 
 def cmd_status(args) -> int:
-    print(Topology())
+    print(labstate.status_text(args.prefix))
     return 0
 
 
@@ -55,11 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("doctor", help="check this machine for the lab").set_defaults(fn=cmd_doctor)
     sub.add_parser("up", help="build the lab hosts (netns + veth)").set_defaults(fn=cmd_up)
-    d = sub.add_parser("down", help="remove the lab hosts")
+    d = sub.add_parser("down", help="remove every topology of this lab (default hosts, router labs)")
     d.add_argument("--all", action="store_true", help=f"remove everything named {DEFAULT_PREFIX}* (also a crashed run's)")
     d.add_argument("--prefix", default=DEFAULT_PREFIX)
     d.set_defaults(fn=cmd_down)
-    sub.add_parser("status", help="lab hosts and attached XDP programs").set_defaults(fn=cmd_status)
+    st = sub.add_parser("status", help="every topology of this lab and what is attached where")
+    st.add_argument("--prefix", default=DEFAULT_PREFIX)
+    st.set_defaults(fn=cmd_status)
     f = sub.add_parser("features", help="what each interface's driver supports (XDP, xsk, rx metadata)")
     f.add_argument("devs", nargs="*", help="interfaces (default: all in the root namespace)")
     f.set_defaults(fn=cmd_features)

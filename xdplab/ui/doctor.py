@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from ..net.topology import Topology
 from ..programs.program import load
+from ..kernel import procstate
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 CAPS = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
@@ -114,6 +115,19 @@ def check_topology() -> Check:
     return Check("lab topology", WARN, "the lab hosts are not built", "xdplab up")
 
 
+def check_leftovers() -> Check:
+    """What killed xdplab processes left: tracefs instances (a printk buffer each), pin
+    directories, JupyterLab private directories. Names carry pid + start time, so a
+    leftover is never one of a running process."""
+    dead = {k: v for k, v in procstate.dead().items() if v}
+    if not dead:
+        return Check("leftovers", PASS, "no state of dead xdplab processes")
+    kb = sum(procstate.instance_kb(p) for p in dead.get("tracefs instances", ()))
+    parts = [f"{len(v)} {k} ({', '.join(p.name for p in v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in dead.items()]
+    size = f", {kb / 1024:.1f} MB of trace buffers" if kb else ""
+    return Check("leftovers", WARN, f"dead processes left {'; '.join(parts)}{size}", "xdplab down --all")
+
+
 def check_tools() -> Check:
     missing = [t for t in ("ping", "tcpdump", "bpftool", "ethtool") if not shutil.which(t)]
     if missing:
@@ -131,7 +145,7 @@ def check_jupyter() -> Check:
 
 
 CHECKS = [check_kernel, check_privileges, check_btf, check_bpffs, check_tracefs, check_bcc,
-          check_headers, check_compile, check_topology, check_tools, check_jupyter]
+          check_headers, check_compile, check_topology, check_leftovers, check_tools, check_jupyter]
 
 
 class Report(list):

@@ -11,9 +11,13 @@
 #include <uapi/linux/bpf.h>
 /* uapi/linux/in.h, icmp.h and tcp.h include <linux/socket.h>, which in a kernel tree is the
  * kernel-internal header: it drags in most of the kernel and triples compile time. XDP
- * programs need only its UAPI part and struct sockaddr, so take those and skip the rest. */
+ * programs need only its UAPI part and struct sockaddr, so take those and skip the rest --
+ * for these headers only: the guard is lifted again below, and our struct sockaddr has a
+ * name of its own, so a program that includes kernel headers (linux/ip.h -> skbuff.h ->
+ * linux/socket.h, as BCC's examples do) still gets the real linux/socket.h. */
 #define _LINUX_SOCKET_H
 #include <uapi/linux/socket.h>
+#define sockaddr xdplab_sockaddr    /* uapi/linux/if.h (from icmp.h) embeds struct sockaddr */
 struct sockaddr {
     __kernel_sa_family_t sa_family;
     char sa_data[14];
@@ -26,10 +30,14 @@ struct sockaddr {
 #include <uapi/linux/icmpv6.h>
 #include <uapi/linux/tcp.h>
 #include <uapi/linux/udp.h>
+#undef sockaddr
+#undef _LINUX_SOCKET_H
 /* Only UAPI headers: the kernel-internal ones (linux/ip.h pulls in skbuff.h, ...) make every
  * compile several times slower and are not needed by XDP programs. */
 
-#ifndef _LINUX_IF_VLAN_H_
+/* Not when the program (or a header it carries, or a kernel header such as linux/if_vlan.h)
+ * defines struct vlan_hdr itself: xdplab then defines XDPLAB_NO_VLAN_HDR (bcccompat.py). */
+#if !defined(_LINUX_IF_VLAN_H_) && !defined(XDPLAB_NO_VLAN_HDR)
 struct vlan_hdr {           /* 802.1Q tag, as in the kernel's linux/if_vlan.h */
     __be16 h_vlan_TCI;
     __be16 h_vlan_encapsulated_proto;

@@ -1,0 +1,981 @@
+"""libbpf-style C and compiled ELF objects, loaded through Debian's libbpf (libbpf.so.1).
+
+A thin ctypes binding (the few libbpf calls xdplab needs) and the loaded-program class:
+
+    prog = xdplab.load(LIBBPF_SOURCE)            # clang -O2 -g -target bpf, then libbpf
+    prog = xdplab.Program.from_file("x.o").load()  # an object from anywhere
+    prog.attach("xl-h1")                          # the same Link as BCC programs
+    prog.object.programs                          # every program of the object (loaded together)
+    prog.program("xdp_tail")                      # another one, sharing the maps
+    prog.globals["limit"]                         # .rodata/.bss/.data variables
+    prog.stats()                                  # runs and ns (BPF_ENABLE_STATS)
+
+Why not PyPI's ``pylibbpf`` (0.0.6): it says of itself "not ready for production", ships
+its own libbpf and libelf copies inside a manylinux wheel (not Debian's), pulls in
+llvmlite, opens objects from a path only, and has no global data, print callback or static
+linker. The calls below are libbpf 1.1's stable API (LIBBPF_0.x/1.0 symbols).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import struct
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .. import kernel
+from ..errors import ClosedError, CompileError, NotSupported, VerifierError, XDPLabError
+from .program import DIALECT_LOADERS, Stats, XDPProgram
+from . import dialects
+from .dialects import bcc_markers
+from . import explain
+from .maps import Counters
+import errno
+import mmap
+from html import escape
+from dataclasses import replace
+
+ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
+COUNTER_MAP = "xdplab_actions"
+BPF_PROG_TYPE_XDP = 6
+BPF_F_XDP_HAS_FRAGS = 1 << 5
+PERCPU_TYPES = {5, 6, 10, 21}         # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
+MAP_TYPES = {1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array", 5: "percpu_hash",
+             6: "percpu_array", 9: "lru_hash", 10: "lru_percpu_hash", 11: "lpm_trie",
+             12: "array_of_maps", 13: "hash_of_maps", 14: "devmap", 16: "cpumap", 17: "xskmap",
+             22: "queue", 23: "stack", 25: "devmap_hash", 27: "ringbuf"}
+
+_lib = None
+_lock = threading.RLock()           # libbpf's print callback is global: one object operation at a time
+_log: list[str] | None = None       # where the print callback collects (None: dropped)
+_print_cb = None
+
+
+def lib():
+    """libbpf.so.1 with the prototypes used here (loaded once)."""
+    global _lib, _print_cb
+    if _lib is not None:
+        return _lib
+    try:
+        L = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    except OSError as e:
+        raise NotSupported("loading libbpf-style programs and objects", "",
+                           f"libbpf.so.1 is missing ({e}); ./lab setup installs libbpf-dev") from None
+    P, I, U, S, Z = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t
+    protos = {
+        "bpf_object__open_mem": (P, [P, Z, P]), "bpf_object__load": (I, [P]),
+        "bpf_object__close": (None, [P]), "bpf_object__next_program": (P, [P, P]),
+        "bpf_object__next_map": (P, [P, P]), "bpf_object__btf": (P, [P]), "bpf_object__name": (S, [P]),
+        "bpf_program__name": (S, [P]), "bpf_program__section_name": (S, [P]), "bpf_program__fd": (I, [P]),
+        "bpf_program__type": (I, [P]), "bpf_program__flags": (U, [P]),
+        "bpf_program__expected_attach_type": (I, [P]), "bpf_program__set_expected_attach_type": (I, [P, I]),
+        "bpf_program__set_log_buf": (I, [P, P, Z]),
+        "bpf_map__name": (S, [P]), "bpf_map__fd": (I, [P]), "bpf_map__type": (I, [P]),
+        "bpf_map__key_size": (U, [P]), "bpf_map__value_size": (U, [P]), "bpf_map__max_entries": (U, [P]),
+        "bpf_map__btf_key_type_id": (U, [P]), "bpf_map__btf_value_type_id": (U, [P]),
+        "bpf_map__is_internal": (ctypes.c_bool, [P]), "bpf_map__initial_value": (P, [P, ctypes.POINTER(Z)]),
+        "btf__fd": (I, [P]), "btf__type_by_id": (P, [P, U]), "btf__name_by_offset": (S, [P, U]),
+        "btf__raw_data": (P, [P, ctypes.POINTER(U)]), "btf__type_cnt": (U, [P]),
+        "bpf_enable_stats": (I, [I]),
+        "bpf_linker__new": (P, [S, P]), "bpf_linker__add_file": (I, [P, S, P]),
+        "bpf_linker__finalize": (I, [P]), "bpf_linker__free": (None, [P]),
+        "libbpf_set_print": (P, [P]),
+    }
+    for name, (res, args) in protos.items():
+        fn = getattr(L, name)
+        fn.restype, fn.argtypes = res, args
+    libc = ctypes.CDLL(None)
+    vsnprintf = libc.vsnprintf
+    vsnprintf.restype, vsnprintf.argtypes = ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+    buf = ctypes.create_string_buffer(1 << 16)
+
+    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+    def _print(level, fmt, args):                     # x86_64: va_list arrives as a pointer
+        if _log is None or level > 1:                 # silent, and no DEBUG chatter
+            return 0
+        vsnprintf(buf, len(buf), fmt, args)
+        _log.append(buf.value.decode(errors="replace"))
+        return 0
+
+    _print_cb = _print
+    L.libbpf_set_print(ctypes.cast(_print, ctypes.c_void_p))
+    _lib = L
+    return L
+
+
+class _Capture:
+    """Collect what libbpf prints while the body runs (nothing reaches the terminal)."""
+
+    def __enter__(self):
+        global _log
+        _lock.acquire()
+        self.lines, _log = [], []
+        self._mine = _log
+        return self
+
+    def __exit__(self, *exc):
+        global _log
+        self.lines, _log = self._mine, None
+        _lock.release()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+class ObjectError(XDPLabError):
+    """libbpf could not open or load an object (not the verifier: a map definition, a
+    relocation, CO-RE, BTF). ``log`` holds what libbpf said."""
+
+    def __init__(self, message: str, log: str = "", hint: str = ""):
+        self.log = log
+        super().__init__(message, hint)
+
+
+def _errno_text(ret: int) -> str:
+    err = -ret if ret < 0 else ctypes.get_errno()
+    return f"{os.strerror(err)} [errno {err}]"
+
+
+# --- BTF (just enough for global variables; xdplab's typed maps read the raw BTF) -------------
+
+_KIND_INT, _KIND_PTR, _KIND_ARRAY, _KIND_STRUCT, _KIND_UNION, _KIND_ENUM = 1, 2, 3, 4, 5, 6
+_KIND_TYPEDEF, _KIND_VOLATILE, _KIND_CONST, _KIND_RESTRICT = 8, 9, 10, 11
+_KIND_VAR, _KIND_DATASEC, _KIND_TYPE_TAG = 14, 15, 18
+
+
+def _btf_type(btf, tid: int) -> tuple[int, int, int, int, int]:
+    """(kind, vlen, name_off, size_or_type, address) of type ``tid``."""
+    p = lib().btf__type_by_id(btf, tid)
+    name_off, info, size = struct.unpack("=III", ctypes.string_at(p, 12))
+    return (info >> 24) & 0x1f, info & 0xffff, name_off, size, p
+
+
+def _resolve(btf, tid: int):
+    """Skip typedef/volatile/const/restrict/type_tag: (kind, type id, info tuple)."""
+    while True:
+        kind, vlen, name_off, size, p = _btf_type(btf, tid)
+        if kind in (_KIND_TYPEDEF, _KIND_VOLATILE, _KIND_CONST, _KIND_RESTRICT, _KIND_TYPE_TAG):
+            tid = size
+            continue
+        return kind, tid, (vlen, name_off, size, p)
+
+
+@dataclass
+class Var:
+    """A global variable of a data section: where it lives and how to show it."""
+    name: str
+    section: str           # .rodata, .bss, .data (or .data.NAME / .rodata.NAME)
+    offset: int
+    size: int
+    signed: bool | None    # an integer (True/False), or None: shown as bytes
+
+
+class Globals(Mapping):
+    """The object's global variables by name. Before load they set initial values;
+    after load they read (and for .bss/.data write) the live values through the
+    data maps libbpf mmaps. ``.rodata`` is frozen at load: setting it later is refused."""
+
+    def __init__(self, obj: "Object"):
+        self._obj = obj
+        self._vars: dict[str, tuple[Var, int]] = {}     # name -> (var, map pointer)
+        self._live = {}
+        btf = obj._btf
+        for mp, msec in obj._internal_maps():
+            if btf is None:
+                continue
+            from_sec = _find_datasec(btf, msec)
+            if from_sec is None:
+                continue
+            vlen, _, _, p = from_sec
+            for i in range(vlen):
+                vtype, off, size = struct.unpack_from("=III", ctypes.string_at(p + 12 + 12 * i, 12))
+                kind, vlen2, name_off, vt, vp = _btf_type(btf, vtype)
+                if kind != _KIND_VAR:
+                    continue
+                name = lib().btf__name_by_offset(btf, name_off).decode()
+                rk, _, (rvlen, _, rsize, rp) = _resolve(btf, vt)
+                signed = None
+                if rk == _KIND_INT:
+                    (enc,) = struct.unpack("=I", ctypes.string_at(rp + 12, 4))
+                    signed = bool((enc >> 24) & 1)
+                elif rk == _KIND_ENUM:
+                    signed = True
+                self._vars[name] = (Var(name, msec, off, size, signed), mp)
+
+    def _mm(self, mp):
+        """The kernel's data map, mmapped (libbpf 1.1 maps it only for skeletons)."""
+        mm = self._live.get(mp)
+        if mm is None:
+            fd, size = lib().bpf_map__fd(mp), lib().bpf_map__value_size(mp)
+            ro = ".rodata" in lib().bpf_map__name(mp).decode()
+            mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ if ro else mmap.PROT_READ | mmap.PROT_WRITE)
+            self._live[mp] = mm
+        return mm
+
+    def _initial(self, mp) -> tuple[int, int]:
+        n = ctypes.c_size_t(0)
+        addr = lib().bpf_map__initial_value(mp, ctypes.byref(n))
+        if not addr:
+            raise XDPLabError("libbpf gives no access to this data section")
+        return addr, n.value
+
+    def _read(self, mp, off: int, size: int) -> bytes:
+        if self._obj.loaded:
+            return bytes(self._mm(mp)[off:off + size])
+        addr, _ = self._initial(mp)
+        return ctypes.string_at(addr + off, size)
+
+    def _write(self, mp, off: int, raw: bytes) -> None:
+        if self._obj.loaded:
+            self._mm(mp)[off:off + len(raw)] = raw
+            return
+        addr, _ = self._initial(mp)
+        ctypes.memmove(addr + off, raw, len(raw))
+
+    def close(self):
+        for mm in self._live.values():
+            mm.close()
+        self._live.clear()
+
+    def var(self, name: str) -> Var:
+        if name not in self._vars:
+            raise KeyError(f"no global variable {name!r}; this object has {', '.join(self._vars) or 'none'}")
+        return self._vars[name][0]
+
+    def __getitem__(self, name):
+        self._obj._check()
+        v = self.var(name)
+        raw = self._read(self._vars[name][1], v.offset, v.size)
+        if v.signed is not None and v.size in (1, 2, 4, 8):
+            return int.from_bytes(raw, "little", signed=v.signed)
+        return raw
+
+    def __setitem__(self, name, value):
+        self._obj._check()
+        v = self.var(name)
+        mp = self._vars[name][1]
+        if self._obj.loaded and v.section.startswith(".rodata"):
+            raise XDPLabError(f"{name} is in {v.section}, which the kernel froze at load",
+                              hint="set read-only globals before loading: Program(..., globals={...}), "
+                                   "or make it non-const (.bss/.data can change at run time)")
+        if isinstance(value, int):
+            if v.signed is None and v.size not in (1, 2, 4, 8):
+                raise XDPLabError(f"{name} is {v.size} bytes, not an integer", hint="assign bytes")
+            try:
+                raw = value.to_bytes(v.size, "little", signed=bool(v.signed) or value < 0)
+            except OverflowError:
+                raise XDPLabError(f"{value} does not fit {name} ({v.size} bytes)") from None
+        elif isinstance(value, (bytes, bytearray)):
+            if len(value) > v.size:
+                raise XDPLabError(f"{len(value)} bytes do not fit {name} ({v.size} bytes)")
+            raw = bytes(value).ljust(v.size, b"\0")
+        else:
+            raise XDPLabError(f"cannot store {type(value).__name__} in {name}", hint="an int or bytes")
+        self._write(mp, v.offset, raw)
+
+    def __iter__(self):
+        return iter(self._vars)
+
+    def __len__(self):
+        return len(self._vars)
+
+    def __repr__(self):
+        try:
+            return "Globals(" + ", ".join(f"{k}={self[k]!r}" for k in self._vars) + ")"
+        except XDPLabError:
+            return f"Globals({', '.join(self._vars)})"
+
+
+def _find_datasec(btf, section: str):
+    for tid in range(1, lib().btf__type_cnt(btf)):
+        kind, vlen, name_off, size, p = _btf_type(btf, tid)
+        if kind == _KIND_DATASEC and lib().btf__name_by_offset(btf, name_off).decode() == section:
+            return vlen, name_off, size, p
+    return None
+
+
+# --- maps ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MapRef:
+    """One map of a loaded object, for typed wrappers (xdplab's BTF maps plug in here)."""
+    name: str
+    fd: int
+    map_type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    btf_key_type_id: int
+    btf_value_type_id: int
+
+
+class RawMap:
+    """A map of a libbpf object by fd: keys and values as ints (4/8-byte ones) or bytes.
+    Per-CPU maps give one value per CPU (``sum_cpus=True`` adds them up)."""
+
+    def __init__(self, ref: MapRef, obj: "Object"):
+        self.ref, self._obj, self.name = ref, obj, ref.name
+        self.percpu = ref.map_type in PERCPU_TYPES
+        self._ncpu = kernel.possible_cpus() if self.percpu else 1
+
+    @property
+    def fd(self) -> int:
+        return self.ref.fd
+
+    def _k(self, key) -> bytes:
+        if isinstance(key, int):
+            return key.to_bytes(self.ref.key_size, "little")
+        if hasattr(key, "fd") and self.ref.map_type == 3:            # a program, for a PROG_ARRAY
+            key = key.fd
+        return bytes(key)
+
+    def _v(self, value) -> bytes:
+        if hasattr(value, "fd") and self.ref.map_type in (3,):      # PROG_ARRAY: a program
+            value = value.fd
+        if isinstance(value, int):
+            one = value.to_bytes(self.ref.value_size, "little", signed=value < 0)
+            if self.percpu:
+                return one.ljust(_round8(self.ref.value_size), b"\0") * self._ncpu
+            return one
+        return bytes(value)
+
+    def _decode(self, raw: bytes):
+        if self.percpu:
+            step = _round8(self.ref.value_size)
+            return [self._one(raw[i * step:i * step + self.ref.value_size]) for i in range(self._ncpu)]
+        return self._one(raw)
+
+    def _one(self, raw: bytes):
+        return int.from_bytes(raw, "little") if len(raw) in (1, 2, 4, 8) else raw
+
+    def __getitem__(self, key):
+        self._obj._check()
+        size = _round8(self.ref.value_size) * self._ncpu if self.percpu else self.ref.value_size
+        raw = kernel.map_lookup(self.ref.fd, self._k(key), size)
+        if raw is None:
+            raise KeyError(key)
+        return self._decode(raw)
+
+    def __setitem__(self, key, value):
+        self._obj._check()
+        kernel.map_update(self.ref.fd, self._k(key), self._v(value))
+
+    def __delitem__(self, key):
+        self._obj._check()
+        if not kernel.map_delete(self.ref.fd, self._k(key)):
+            raise KeyError(key)
+
+    def keys(self):
+        self._obj._check()
+        prev = None
+        while True:
+            k = _next_key(self.ref.fd, prev, self.ref.key_size)
+            if k is None:
+                return
+            yield int.from_bytes(k, "little") if self.ref.key_size in (1, 2, 4, 8) else k
+            prev = k
+
+    def items(self, sum_cpus: bool = False):
+        for k in self.keys():
+            try:
+                v = self[k]
+            except (KeyError, OSError):
+                continue
+            if self.percpu and sum_cpus and all(isinstance(x, int) for x in v):
+                v = sum(v)
+            yield k, v
+
+    def to_dict(self, sum_cpus: bool = False) -> dict:
+        return dict(self.items(sum_cpus))
+
+    def __repr__(self):
+        return (f"<Map {self.name} ({MAP_TYPES.get(self.ref.map_type, self.ref.map_type)}, "
+                f"key {self.ref.key_size} B, value {self.ref.value_size} B)>")
+
+
+def _round8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def _next_key(fd: int, key: bytes | None, size: int) -> bytes | None:
+    nk = ctypes.create_string_buffer(size)
+    k = ctypes.create_string_buffer(key, size) if key is not None else None
+    try:
+        kernel.bpf(4, kernel._attr("=IIQQ", fd, 0, ctypes.addressof(k) if k is not None else 0,
+                                     ctypes.addressof(nk)), "MAP_GET_NEXT_KEY")
+    except kernel.BPFError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise
+    return nk.raw
+
+
+class Maps(Mapping):
+    """The maps of an object, by name (``.rodata`` & co. are under ``prog.globals``)."""
+
+    def __init__(self, obj: "Object"):
+        self._obj = obj
+        internal = {lib().bpf_map__name(m).decode() for m, _ in obj._internal_maps()}
+        self._maps = {r.name: _typed(r, obj) for r in obj.map_refs()
+                      if r.name not in internal and not r.name.startswith(".")}
+
+    def __getitem__(self, name):
+        if name not in self._maps:
+            raise KeyError(f"no map {name!r}; this program has {', '.join(self._maps) or 'none'}")
+        return self._maps[name]
+
+    def __iter__(self):
+        return iter(self._maps)
+
+    def __len__(self):
+        return len(self._maps)
+
+
+def _typed(ref: MapRef, obj: "Object"):
+    """A typed (BTF) map when xdplab's typed-map module offers one, else a RawMap."""
+    for modname in ("typedmaps", "btfmaps"):
+        try:
+            mod = __import__(f"{__package__}.{modname}", fromlist=["from_ref"])
+        except ImportError:
+            continue
+        make = getattr(mod, "from_ref", None)
+        if make is not None:
+            try:
+                return make(ref, obj.btf_raw())
+            except Exception:
+                break
+    return RawMap(ref, obj)
+
+
+# --- the object ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProgRef:
+    name: str
+    section: str
+    fd: int
+    prog_type: int
+    flags: int
+    expected_attach_type: int
+
+
+class Object:
+    """A libbpf ``bpf_object``: all programs of one ELF, loaded together, sharing maps.
+
+    ``Object(elf_bytes, name)`` opens it (nothing in the kernel yet); ``globals`` can be
+    set; ``load()`` creates the maps and loads every program (the verifier runs here)."""
+
+    def __init__(self, elf: bytes, name: str = "prog"):
+        L = lib()
+        self._elf = ctypes.create_string_buffer(elf, len(elf))     # libbpf reads it until load
+        self.name = re.sub(r"[^\w]", "_", name)[:32] or "prog"
+        self.loaded = self._closed = False
+        self._logbufs = {}
+
+        class _Opts(ctypes.Structure):
+            _fields_ = [("sz", ctypes.c_size_t), ("object_name", ctypes.c_char_p),
+                        ("rest", ctypes.c_char * 64)]
+        opts = _Opts(ctypes.sizeof(_Opts), self.name.encode())
+        with _Capture() as cap:
+            ctypes.set_errno(0)
+            ptr = L.bpf_object__open_mem(self._elf, len(elf), ctypes.byref(opts))
+            err = ctypes.get_errno()
+        if not ptr:
+            raise ObjectError(f"libbpf could not open {name}: {os.strerror(err) if err else 'invalid object'}"
+                              + _last(cap.text), log=cap.text, hint=_open_hint(cap.text))
+        self._ptr = ptr
+        self.open_log = cap.text
+        self._btf = L.bpf_object__btf(ptr) or None
+        for p in self._progs():
+            if L.bpf_program__section_name(p).decode() in ("xdp", "xdp.frags"):
+                # libbpf would say BPF_XDP; BCC (and ip link) load with 0, and BPF_LINK_UPDATE
+                # swaps only programs of equal expected_attach_type: use 0, so a cell can move
+                # between dialects on the same link (XDP attaches either way)
+                L.bpf_program__set_expected_attach_type(p, 0)
+            buf = ctypes.create_string_buffer(1 << 20)
+            self._logbufs[L.bpf_program__name(p).decode()] = buf
+            L.bpf_program__set_log_buf(p, buf, len(buf))
+        self.globals = Globals(self)
+
+    def _check(self):
+        if self._closed:
+            raise ClosedError(f"object {self.name}", hint="load it again")
+
+    def _progs(self):
+        L, p = lib(), None
+        while True:
+            p = L.bpf_object__next_program(self._ptr, p)
+            if not p:
+                return
+            yield p
+
+    def _maps(self):
+        L, m = lib(), None
+        while True:
+            m = L.bpf_object__next_map(self._ptr, m)
+            if not m:
+                return
+            yield m
+
+    def _internal_maps(self):
+        """(map pointer, section name) of .rodata/.bss/.data (and .data.X, .rodata.X)."""
+        L = lib()
+        for m in self._maps():
+            if L.bpf_map__is_internal(m):
+                name = L.bpf_map__name(m).decode()
+                sec = name[name.index("."):] if "." in name else name
+                if sec.startswith((".rodata", ".bss", ".data")) and sec != ".kconfig":
+                    yield m, sec
+
+    def program_names(self) -> list[tuple[str, str]]:
+        """(function name, section) of every program, in the object's order."""
+        L = lib()
+        return [(L.bpf_program__name(p).decode(), L.bpf_program__section_name(p).decode()) for p in self._progs()]
+
+    def load(self) -> None:
+        """Create the maps, load every program; raise the verifier's or libbpf's error."""
+        self._check()
+        with _Capture() as cap:
+            ret = lib().bpf_object__load(self._ptr)
+        self.load_log = cap.text
+        if ret:
+            failed = _failed_prog(cap.text)
+            vlog = self._logbufs.get(failed).value.decode(errors="replace") if failed in self._logbufs else ""
+            raise _LoadFailure(ret, failed, vlog, cap.text)
+        self.loaded = True
+        self._elf = None
+
+    @property
+    def programs(self) -> dict[str, ProgRef]:
+        self._check()
+        L, out = lib(), {}
+        for p in self._progs():
+            n = L.bpf_program__name(p).decode()
+            out[n] = ProgRef(n, L.bpf_program__section_name(p).decode(), L.bpf_program__fd(p),
+                             L.bpf_program__type(p), L.bpf_program__flags(p),
+                             L.bpf_program__expected_attach_type(p))
+        return out
+
+    def map_refs(self) -> list[MapRef]:
+        """(name, fd, map_type, key_size, value_size, max_entries, btf key/value type ids)
+        of every map (after load)."""
+        self._check()
+        L = lib()
+        return [MapRef(L.bpf_map__name(m).decode(), L.bpf_map__fd(m), L.bpf_map__type(m),
+                       L.bpf_map__key_size(m), L.bpf_map__value_size(m), L.bpf_map__max_entries(m),
+                       L.bpf_map__btf_key_type_id(m), L.bpf_map__btf_value_type_id(m))
+                for m in self._maps()]
+
+    def btf_raw(self) -> bytes | None:
+        """The object's BTF (raw .BTF bytes), for decoding map keys and values."""
+        if self._btf is None:
+            return None
+        n = ctypes.c_uint32(0)
+        p = lib().btf__raw_data(self._btf, ctypes.byref(n))
+        return ctypes.string_at(p, n.value) if p else None
+
+    @property
+    def btf_fd(self) -> int:
+        return lib().btf__fd(self._btf) if self._btf is not None else -1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.globals.close()
+        lib().bpf_object__close(self._ptr)
+        self._ptr = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class _LoadFailure(Exception):
+    def __init__(self, ret, prog, vlog, log):
+        self.ret, self.prog, self.vlog, self.log = ret, prog, vlog, log
+
+
+def _failed_prog(text: str) -> str | None:
+    m = re.search(r"prog '(\w+)': (?:failed to load|BPF program load failed)", text)
+    return m.group(1) if m else None
+
+
+def _last(text: str) -> str:
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    return f" ({lines[-1].removeprefix('libbpf: ')})" if lines else ""
+
+
+def _open_hint(text: str) -> str:
+    if "legacy map definitions" in text:
+        return "libbpf 1.x reads only BTF-defined maps: struct { __uint(type, ...); ... } name SEC(\".maps\");"
+    if "missing BPF prog type" in text or "failed to guess program type" in text:
+        return 'use a section libbpf knows for XDP: SEC("xdp") or SEC("xdp.frags")'
+    return "check the object was built with `clang -O2 -g -target bpf` (BTF and a license)"
+
+
+# --- run-time statistics ---------------------------------------------------------------
+
+enable_stats = kernel.enable_stats        # BPF_ENABLE_STATS, kept on for the process
+prog_stats = kernel.prog_stats            # run_cnt, run_time_ns, ... (OBJ_GET_INFO_BY_FD)
+
+
+# --- the loaded program ----------------------------------------------------------------
+
+NO_COUNTERS_ELF = ("counters are unavailable for an object without source: xdplab counts "
+                   "actions with a wrapper program that calls yours, and libbpf links calls only "
+                   "to functions in .text, not to another program's section; the other way, "
+                   "fexit/freplace trampolines, is refused on this kernel (EPERM). Use "
+                   "prog.stats() (runs, ns), prog.run() and the drop detector; or load the "
+                   "source (libbpf style) to get counters.")
+
+
+class LibbpfProgram(XDPProgram):
+    """An XDP program of a libbpf object (libbpf-style C or an ELF). Attaches, swaps and
+    cleans up exactly like a BCC-compiled ``XDPProgram`` (same ``Link``)."""
+
+    def __init__(self, spec, obj: Object, entry: str, *, dialect, warnings: str = "",
+                 counted: bool = False, wrap_warnings=(), owner: bool = True, source_text=None):
+        self.spec, self.object, self.bpf = spec, obj, None
+        self.dialect = dialect
+        self.warnings = warnings
+        progs = obj.programs
+        ref = progs[entry]
+        self.ref = ref
+        self._fd = ref.fd
+        info = kernel.prog_info(self._fd)
+        self.id, self.name = info["id"], entry
+        self.section = ref.section
+        self.links = []
+        self._closed = False
+        self._owner = owner
+        self._siblings: list[LibbpfProgram] = []
+        self.counted = counted
+        self.wrap_warnings = list(wrap_warnings)
+        self.source = source_text
+        self.maps = Maps(obj)
+        try:
+            enable_stats()
+        except NotSupported:
+            pass
+
+    @property
+    def fd(self) -> int:
+        self._check()
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self, action: str = "") -> None:
+        self._check()
+
+    @property
+    def globals(self) -> Globals:
+        return self.object.globals
+
+    @property
+    def frags(self) -> bool:
+        """Loaded with BPF_F_XDP_HAS_FRAGS (libbpf adds it for "xdp.frags" sections at
+        load; bpf_program__flags does not show that)."""
+        return bool(self.ref.flags & BPF_F_XDP_HAS_FRAGS) or self.section.split("/")[0] == "xdp.frags"
+
+    def program(self, name: str) -> "LibbpfProgram":
+        """Another program of the same object (by function name or section), sharing its
+        maps; it lives as long as this one (closing this closes the object)."""
+        self._check()
+        progs = self.object.programs
+        entry = _pick(progs, name)
+        if entry == self.name:
+            return self
+        p = LibbpfProgram(self.spec, self.object, entry, dialect=self.dialect, counted=self.counted,
+                          owner=False, source_text=self.source)
+        self._siblings.append(p)
+        return p
+
+    def _check(self):
+        if self._closed:
+            raise ClosedError(f"LibbpfProgram {self.name}", hint="load it again (xdplab.load(...), or re-run the cell)")
+
+    def counters(self):
+        """Packets and bytes per XDP action since load, summed over CPUs (every counted
+        XDP program of the object adds to them)."""
+        self._check()
+        if COUNTER_MAP not in self.maps:
+            why = NO_COUNTERS_ELF if self.dialect.dialect == "elf" else (
+                "; ".join(self.wrap_warnings) or "the program was loaded with count=False")
+            raise XDPLabError(f"no action counters for {self.name}: {why}",
+                              hint="prog.stats() gives runs and ns for every program")
+        m = self.maps[COUNTER_MAP]
+        p, b = {}, {}
+        size = 16 * kernel.possible_cpus()
+        for i, a in enumerate(ACTIONS):
+            raw = kernel.map_lookup(m.fd, i.to_bytes(4, "little"), size) or b""
+            vals = [struct.unpack_from("=QQ", raw, o) for o in range(0, len(raw), 16)]
+            p[a], b[a] = sum(v[0] for v in vals), sum(v[1] for v in vals)
+        return Counters(p, b)
+
+    def stats(self) -> Stats:
+        """Runs and run time (ns) of this program since load (BPF_ENABLE_STATS)."""
+        self._check()
+        s = prog_stats(self.fd)
+        return Stats(s["run_cnt"], s["run_time_ns"])
+
+    def info(self) -> dict:
+        """What the kernel says about the loaded program (license, BTF, verified insns)."""
+        self._check()
+        return {"id": self.id, "name": self.name, "section": self.section, "frags": self.frags,
+                **prog_stats(self.fd)}
+
+    def run(self, packet, **kw):
+        self._check()
+        return super().run(packet, **kw)
+
+    def printk(self, **kw):
+        raise NotSupported("printk streaming for libbpf-loaded programs", "",
+                           "read /sys/kernel/tracing/trace_pipe (bpf_printk lines carry the program's name)")
+
+    def close(self) -> None:
+        """Detach everywhere; the loading program (not a sibling) also closes the object:
+        every program and map of it."""
+        if self._closed:
+            return
+        self.detach()
+        self._closed = True
+        if self._owner:
+            for s in self._siblings:
+                s.close()
+            self.object.close()
+
+    def __del__(self):
+        try:
+            if self._owner and not self._closed and not self.links:
+                self.object.close()
+        except Exception:
+            pass
+
+    def __getitem__(self, name):
+        self._check()
+        return self.maps[name]
+
+    def attach(self, dev: str, mode: str = "native", **kw):
+        self._check()
+        return super().attach(dev, mode, **kw)
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return f"<LibbpfProgram {self.name} (closed)>"
+        where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
+        note = ""
+        if not self.counted:
+            note = " counters: unavailable (" + (
+                "object without source" if self.dialect.dialect == "elf" else
+                "; ".join(self.wrap_warnings) or "count=False") + ")"
+        elif self.wrap_warnings:
+            note = " warning: " + "; ".join(self.wrap_warnings)
+        return (f"<LibbpfProgram {self.name} sec={self.section} id={self.id} [{self.dialect}] ({where}) "
+                f"maps={list(self.maps)} programs={list(self.object.programs)}{note}>")
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{escape(repr(self))}</pre>"
+
+
+def _pick(progs: dict[str, ProgRef], name: str | None, prefer=None) -> str:
+    if name is not None:
+        if name in progs:
+            return name
+        by_sec = [n for n, r in progs.items() if r.section == name]
+        if by_sec:
+            return by_sec[0]
+        raise XDPLabError(f"no program {name!r} in this object",
+                          hint="programs (function: section): " + ", ".join(
+                              f"{n}: {r.section}" for n, r in progs.items()))
+    xdp = [n for n, r in progs.items() if r.prog_type == BPF_PROG_TYPE_XDP
+           and not r.section.split("/")[-1] in ("devmap", "cpumap")]
+    for n in prefer or ():
+        if n in xdp:
+            return n
+    if not xdp:
+        raise XDPLabError("no XDP program in this object", hint='mark the function SEC("xdp"); programs: '
+                          + ", ".join(f"{n}: {r.section}" for n, r in progs.items()))
+    return xdp[0]
+
+
+# --- from a Program spec to a loaded program -------------------------------------------
+
+@dataclass
+class _View:
+    """What explain.py needs of a spec, for a libbpf-compiled source: the file name clang
+    saw (the verifier's ``@ file:N``), the user's lines, the failing program."""
+    source: str
+    origin: str
+    entry: str
+    header_lines: tuple = ()
+    func: str | None = None
+    cflags: tuple = ()
+    libbpf: bool = True                    # explain.dialect_hint: not a BCC compile
+    hook: str = "xdp"                      # explain: no BCC wrapper to take off and reload
+    count: bool = False
+    capture: bool = False
+
+    @property
+    def lines(self) -> list[str]:
+        return [*self.header_lines, *self.source.splitlines()]
+
+    def full_source(self) -> str:          # explain's BCC re-compile does not apply here
+        raise XDPLabError("not a BCC program")
+
+
+def _source_order(source: str) -> list[str]:
+    """SEC("xdp...") functions in source order, tail-call targets (``&name`` in a map's
+    initialiser) last: the entry is the first program nothing jumps to."""
+    names = [m.group(1) for m in re.finditer(
+        r'\bSEC\s*\(\s*"xdp[^"]*"\s*\)\s*(?:static\s+)?int\s+(\w+)\s*\(', source)]
+    targets = {n for n in names if re.search(rf"&\s*{re.escape(n)}\b", source)}
+    return [n for n in names if n not in targets] + [n for n in names if n in targets]
+
+
+def load_spec(spec, detected) -> LibbpfProgram:
+    """Load ``spec`` (a program.Program) whose dialect is libbpf or elf."""
+    counted, wrap_warnings, warnings, source = False, [], "", None
+    name = os.path.splitext(os.path.basename(spec.origin))[0] or "prog"
+    if detected.dialect == "elf":
+        elf = bytes(spec.elf)
+        if spec.count:
+            wrap_warnings.append("object without source: no action counters (see prog.counters())")
+        view = _View("", spec.origin, spec.func or "")
+    else:
+        source = spec.source
+        text, wrapped, wrap_warnings = (dialects.wrap_for_counters(source) if spec.count
+                                        else (source, [], []))
+        if spec.count and not wrapped and not wrap_warnings:
+            wrap_warnings.append('no `SEC("xdp") int NAME(struct xdp_md *ctx)` to wrap: actions are not counted')
+        counted = bool(wrapped)
+        first = len(spec.header_lines) + 1
+        cflags = spec.all_cflags() if hasattr(spec, "all_cflags") else tuple(spec.cflags)
+        compiled, out, fname = dialects.compile_c(text, spec.origin, first, cflags)
+        view = _View(source, fname, spec.func or (_source_order(source) or [""])[0], spec.header_lines,
+                     spec.func, spec.cflags)
+        if compiled is None:
+            raise _compile_error(view, out)
+        elf, warnings = compiled.elf, out
+    try:
+        obj = Object(elf, name)
+    except ObjectError as e:
+        raise (_implicit_error(view, warnings, e.log) or e) from None
+    try:
+        for k, v in (dict(spec.globals or {})).items():
+            obj.globals[k] = v
+        try:
+            obj.load()
+        except _LoadFailure as f:
+            raise _load_error(view, f, warnings, detected) from None
+        progs = obj.programs
+        entry = _pick(progs, spec.func, _source_order(source) if source else None)
+    except BaseException:
+        obj.close()
+        raise
+    return LibbpfProgram(spec, obj, entry, dialect=detected, warnings=warnings, counted=counted,
+                         wrap_warnings=wrap_warnings, source_text=source)
+
+
+def _dialect_hint(view) -> str:
+    found = bcc_markers(view.source)
+    if not found:
+        return ""
+    line, what = found[0]
+    return (f"BCC macro {what} (line {line + len(view.header_lines)}) in a libbpf-style program: declare "
+            "maps as `struct { __uint(type, ...); ... } name SEC(\".maps\");` and use "
+            "bpf_map_lookup_elem(&name, &key) — or load it as BCC (dialect='bcc', %%xdp --dialect bcc)")
+
+
+def _compile_error(view, out: str) -> CompileError:
+    err = explain.compile_error(view, dialects.normalized(out))
+    err.log = out
+    hint = _dialect_hint(view)
+    if hint and (not err.hint or "BCC" not in err.hint):
+        err.hint = hint
+    err.dialect = "libbpf"
+    return err
+
+
+def _implicit_error(view, warnings: str, log: str):
+    """A function clang only warned about (implicit declaration) that libbpf then could
+    not resolve: a CompileError on the warning's line, or None."""
+    implicit = dialects.implicit_declarations(warnings, view.origin) if view.source else {}
+    for fn, line in implicit.items():
+        if re.search(rf"\b{re.escape(fn)}\b", log):
+            msg = f"implicit declaration of function '{fn}'"
+            exp = explain.by_key("implicit-function") or explain.COMPILE
+            err = CompileError(f"{view.origin} line {line}: {msg}: no such BPF helper or function, so "
+                               f"libbpf cannot resolve `{fn}`\n{explain._excerpt(view, line)}",
+                               log=warnings + "\n--- libbpf then said:\n" + log,
+                               hint=_dialect_hint(view) or "BPF programs cannot call libc or undeclared "
+                               "functions: use a helper (bpf/bpf_helpers.h) or a static inline function")
+            return explain._decorate(err, view, exp.key, line, msg, exp)
+    return None
+
+
+def _load_error(view, f: _LoadFailure, warnings: str, detected) -> XDPLabError:
+    implicit = _implicit_error(view, warnings, f.log)
+    if implicit is not None:
+        return implicit
+    if f.vlog.strip():
+        v = replace(view, entry=f.prog or view.entry)
+        exc = OSError(-f.ret if f.ret < 0 else f.ret, os.strerror(-f.ret if f.ret < 0 else f.ret))
+        err = explain.verifier_error(v, f.vlog, exc)
+        err.libbpf_log = f.log
+        hint = _dialect_hint(view) if view.source else ""
+        if hint and err.key in ("map-type", "invalid-mem", None):
+            err.hint = hint
+        return err
+    lines = [l.strip().removeprefix("libbpf: ") for l in f.log.splitlines() if l.strip()]
+    what = next((l for l in lines if "error" in l.lower() or "failed" in l.lower() or "invalid" in l.lower()),
+                lines[-1] if lines else _errno_text(f.ret))
+    hint = _dialect_hint(view) if view.source else ""
+    if not hint:
+        if "CO-RE" in f.log or "relocat" in f.log:
+            hint = "a CO-RE relocation failed: the field or type does not exist in this kernel's BTF"
+        elif "license" in f.log.lower() or "GPL" in f.log:
+            hint = 'add `char _license[] SEC("license") = "GPL";`'
+        else:
+            hint = "the full libbpf log is in err.log"
+    return ObjectError(f"libbpf could not load {view.origin}: {what}", log=f.log, hint=hint)
+
+
+def entry_name(spec) -> str:
+    """The program ``spec.load()`` will pick: ``func``, the first SEC("xdp...") function of
+    the source, or (an object) its first XDP program."""
+    if spec.func:
+        return spec.func
+    if spec.elf is None:
+        names = _source_order(spec.source)
+        if names:
+            return names[0]
+        raise CompileError(f'no SEC("xdp") program in {spec.origin}',
+                           hint='mark the function: SEC("xdp") int my_prog(struct xdp_md *ctx)')
+    obj = Object(bytes(spec.elf), "probe")
+    try:
+        names = obj.program_names()
+    finally:
+        obj.close()
+    xdp = [n for n, sec in names if sec.startswith("xdp") and sec.split("/")[-1] not in ("devmap", "cpumap")]
+    if not xdp:
+        raise XDPLabError(f"no XDP program in {spec.origin}",
+                          hint="programs (function: section): " + ", ".join(f"{n}: {s}" for n, s in names))
+    return xdp[0]
+
+
+class _Loader:
+    """How Program.load() and Program.entry reach this module (no import back)."""
+    load = staticmethod(load_spec)
+    entry = staticmethod(entry_name)
+
+
+DIALECT_LOADERS["libbpf"] = DIALECT_LOADERS["elf"] = _Loader
