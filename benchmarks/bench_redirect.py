@@ -34,7 +34,7 @@ from tqdm import tqdm  # noqa: E402
 import xdplab  # noqa: E402
 from xdplab import kernel  # noqa: E402
 from xdplab.net import redirect
-from xdplab.programs.prog_run import XDP_MD  # noqa: E402
+from xdplab.kernel import xdp_md  # noqa: E402
 
 SOL = xdplab.paths.LAB_BPF / "solutions/06-redirect"
 
@@ -70,7 +70,7 @@ def main():
         progs = variants(h1, h2)
         frame = bytes(Ether(src=h1.mac, dst=h1.gw_mac) / IP(src=h1.ipv4, dst=h2.ipv4)
                       / UDP(sport=4242, dport=9) / (b"x" * 18))
-        ctx = XDP_MD.pack(0, len(frame), 0, h1.ifindex, 0, 0)
+        ctx = xdp_md(len(frame), h1.ifindex)
         times = {name: [] for name in progs}
         with tqdm(total=args.trials * len(progs), desc="trials", unit="run") as bar:
             for _ in range(args.trials):

@@ -10,6 +10,7 @@ from scapy.packet import Raw
 
 import xdplab
 from xdplab import kernel
+from xdplab.kernel import features
 from xdplab.net import traffic
 from xdplab.errors import XDPLabError
 
@@ -46,8 +47,8 @@ int xdp_rx_fields(struct xdp_md *ctx)
 
 @pytest.fixture(scope="module", autouse=True)
 def live_frames():
-    if not traffic.supported():
-        pytest.skip("BPF_PROG_RUN live frames need Linux >= 5.18")
+    if not features.have("live_frames"):
+        pytest.skip(features.skip_message("live_frames"))
 
 
 @pytest.fixture(scope="module")

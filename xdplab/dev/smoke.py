@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 
 from .. import kernel
+from ..kernel import features
 from ..programs.program import detach_all
 from ..errors import NotSupported, XDPLabError
 from .matrix import END_TAG, RESULT_TAG
@@ -265,14 +266,8 @@ class Suite:
         return f"TX {c['TX']}, virtio xdp_tx +{sent}, drops 0"
 
     def check_features(self):
-        try:
-            pass
-        except ImportError:
-            raise Skip("xdplab.features not in this checkout")
+        features.require("netdev_genl")
         f = drivers.query(self.t.dev)
-        if f.xdp is None:
-            raise NotSupported("XDP feature query (netdev netlink family)", "6.3",
-                               f.error.split(": ", 1)[-1][:60] if f.error else "")
         assert f.has("basic"), f"{self.t.dev} ({f.driver}) does not report 'basic': {sorted(f.xdp)}"
         return ", ".join(sorted(f.xdp))
 
@@ -288,13 +283,9 @@ class Suite:
             # attached: that is what allocates its XDP TX queues
             self.program("smoke_pass").attach(self.t.dev, "native", replace=True)
             before = xdp_tx_stats(self.t.dev)
-        try:   # struct xdp_md: data_end must be the frame length; ingress = the device
-            kernel.prog_test_run(p.fd, frame, repeat=n, ctx=struct.pack("=6I", 0, len(frame), 0, ifindex, 0, 0),
-                                  flags=kernel.BPF_F_TEST_XDP_LIVE_FRAMES)
-        except OSError as e:
-            if e.errno == 22 and _release() < (5, 18):
-                raise NotSupported("BPF_F_TEST_XDP_LIVE_FRAMES", "5.18", e.strerror)
-            raise
+        features.require("live_frames")
+        kernel.prog_test_run(p.fd, frame, repeat=n, ctx=kernel.xdp_md(len(frame), ifindex),
+                             flags=kernel.BPF_F_TEST_XDP_LIVE_FRAMES)
         c = p.counters() - c0
         assert c["TX"] == n, f"program ran {c['TX']} times for {n} live frames"
         if virtio:
@@ -305,10 +296,6 @@ class Suite:
         return f"{n} frames through the program in live mode"
 
     def check_afxdp(self):
-        try:
-            pass
-        except ImportError:
-            raise Skip("xdplab.afxdp not in this checkout")
         if not self.t.host and not self.t.udp_feed:
             raise Skip("no UDP source towards the guest (user-mode network)")
         prog = self.program("smoke_xsk")       # not xsk.redirect(): no second compile
@@ -354,10 +341,6 @@ class Suite:
         return f"TC (tcx) read XDP's metadata on {seen[1]} of {seen[0]} sk_buffs"
 
     def check_drop_detector(self):
-        try:
-            pass
-        except ImportError:
-            raise Skip("xdplab.trace not in this checkout")
         bad = self.program("smoke_aborted")
         ifindex = kernel.ifindex(self.t.dev)
         with DropDetector() as dd:             # its own BCC compile (tracepoint probes)

@@ -2,4 +2,6 @@
 tracefs call xdplab makes goes through this package. Its names are public; everything
 above (programs, net, tools, notebooks, tests) imports ``xdplab.kernel`` and nothing below.
 """
+from . import abi, features, probes  # noqa: F401  (probes register with features)
+from .abi import *  # noqa: F401,F403
 from .bpf import *  # noqa: F401,F403

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from ..errors import NotSupported
+from . import features
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -38,14 +39,9 @@ BPF_LINK_GET_FD_BY_ID = 30
 BPF_LINK_GET_NEXT_ID = 31
 BPF_LINK_DETACH = 34
 
-BPF_XDP = 37                    # enum bpf_attach_type
-BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47     # Linux >= 6.6
-BPF_LINK_TYPE_XDP = 6           # enum bpf_link_type
-BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
-
-XDP_FLAGS_SKB_MODE = 1 << 1
-XDP_FLAGS_DRV_MODE = 1 << 2
-MODE_FLAGS = {"generic": XDP_FLAGS_SKB_MODE, "native": XDP_FLAGS_DRV_MODE}
+from .abi import (BPF_F_TEST_XDP_LIVE_FRAMES, BPF_LINK_TYPE_XDP, BPF_PROG_TYPE_XDP,  # noqa: E402,F401
+                  BPF_TCX_EGRESS, BPF_TCX_INGRESS, BPF_XDP, MODE_FLAGS, NETDEV_XDP_ACT_XSK_ZEROCOPY,
+                  XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE)
 
 ATTR_SIZE = 144
 
@@ -194,7 +190,7 @@ def enable_stats() -> None:
         try:
             _stats_fd = bpf(BPF_ENABLE_STATS, _attr("=I", BPF_STATS_RUN_TIME), "ENABLE_STATS")
         except BPFError as e:
-            raise NotSupported("run-time statistics (BPF_ENABLE_STATS)", "5.8", e.strerror) from None
+            raise features.error("enable_stats", e.strerror) from None
 
 
 def prog_stats(prog_fd: int) -> dict:
@@ -465,7 +461,6 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
 
 
 BPF_PROG_LOAD = 5
-BPF_PROG_TYPE_XDP = 6
 
 
 def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
@@ -558,8 +553,8 @@ def _netdev_dev_get(ifindex: int | None, family: str) -> list[dict]:
         try:
             sock.bind(family, cls)
         except NetlinkError as e:
-            raise NotSupported(f"the {family} generic netlink family (XDP feature flags)", "6.3",
-                               f"resolving the family failed: {os.strerror(e.code)}") from None
+            raise features.error("netdev_genl", f"resolving the {family} family failed: "
+                                 f"{os.strerror(e.code)}") from None
         msg = cls()
         msg["cmd"], msg["version"] = NETDEV_CMD_DEV_GET, 1
         flags = NLM_F_REQUEST
@@ -654,7 +649,6 @@ XDP_PGOFF_RX_RING, XDP_PGOFF_TX_RING = 0, 0x80000000
 XDP_UMEM_PGOFF_FILL_RING, XDP_UMEM_PGOFF_COMPLETION_RING = 0x100000000, 0x180000000
 XDP_RING_NEED_WAKEUP = 1
 XDP_OPTIONS_ZEROCOPY = 1
-NETDEV_XDP_ACT_XSK_ZEROCOPY = 1 << 3          # enum netdev_xdp_act (uapi/linux/netdev.h)
 
 _libc.socket.restype = ctypes.c_int
 _libc.sendto.restype = _libc.recvfrom.restype = ctypes.c_ssize_t

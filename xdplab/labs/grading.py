@@ -38,6 +38,7 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import XDPLabError
+from ..kernel import features
 from ..net.topology import Topology, lab
 from ..programs import prog_run
 from ..programs.program import Program
@@ -166,6 +167,14 @@ class Checker:
 
     def skip(self, name: str, why: str, kind: str | None = None) -> Item:
         return self._add(name, kind or self.kind, "-", why, True, skip=True)
+
+    def needs(self, feature: str, what: str) -> bool:
+        """False (and a skipped item saying which Linux it needs) when this kernel lacks
+        ``feature`` of the kernel feature registry (``xdplab.kernel.features``)."""
+        if features.have(feature):
+            return True
+        self.skip(what, features.skip_message(feature))
+        return False
 
     def map(self, name: str | None = None, exclude=("xdplab_actions",)):
         """The program's map ``name``, or its only map besides xdplab's own when None.

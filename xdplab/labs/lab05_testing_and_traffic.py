@@ -38,6 +38,8 @@ def crafted(c):
 
 @ex.live
 def live(c, host):
+    if not c.needs("live_frames", "a blast of live frames through your program"):
+        return
     from scapy.layers.inet import IP, UDP
     from scapy.packet import Raw
     pkt = IP(src=host.ipv4, dst=host.gw4) / UDP(sport=1024, dport=9) / Raw(b"z" * 18)

@@ -48,6 +48,8 @@ def crafted(c):
 
 @ex.live
 def live(c, host):
+    if not c.needs("tcx", "TC reads your metadata from the sk_buff"):
+        return
     tc = Program.from_file(READER, hook="tc").load()
     try:
         tc.attach(host.outside, "ingress")

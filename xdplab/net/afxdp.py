@@ -56,6 +56,7 @@ from html import escape
 import numpy as np
 
 from .. import kernel
+from ..kernel import features
 from ..errors import NotSupported, XDPLabError
 from ..programs.program import load
 from ..programs import live
@@ -90,7 +91,7 @@ def _pow2(name: str, n: int) -> int:
 
 def _setup_error(e: OSError) -> XDPLabError:
     if e.errno == errno.EAFNOSUPPORT:
-        return NotSupported("AF_XDP sockets", "4.18", "this kernel was built without CONFIG_XDP_SOCKETS")
+        return features.error("afxdp", "this kernel was built without CONFIG_XDP_SOCKETS")
     if e.errno in (errno.ENOMEM, errno.ENOBUFS, errno.EPERM):
         return XSKError(f"registering the UMEM failed: {e.strerror}",
                         hint="the UMEM is pinned memory: lower num_frames or raise RLIMIT_MEMLOCK "

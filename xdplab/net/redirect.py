@@ -33,8 +33,9 @@ from .topology import Host
 from ..programs.maps import ACTIONS, Counters
 from ..kernel.procstate import stamp # pid + start time: a reused pid never meets these
 
-BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_DEVMAP_HASH = 14, 16, 25
-BPF_XDP_DEVMAP, BPF_XDP_CPUMAP = 33, 35          # enum bpf_attach_type
+BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_CPUMAP = kernel.BPF_MAP_TYPE_DEVMAP, kernel.BPF_MAP_TYPE_CPUMAP
+BPF_MAP_TYPE_DEVMAP_HASH = kernel.BPF_MAP_TYPE_DEVMAP_HASH
+BPF_XDP_DEVMAP, BPF_XDP_CPUMAP = kernel.BPF_XDP_DEVMAP, kernel.BPF_XDP_CPUMAP
 HOOKS = {"devmap": BPF_XDP_DEVMAP, "cpumap": BPF_XDP_CPUMAP}
 
 
@@ -273,7 +274,7 @@ class PeerProgram:
 
     def __init__(self, host):
         self.host, self.netns, self.ifname = host.name, host.netns, host.inside
-        self.map_fd = kernel.map_create(6, 4, 16, 1)           # BPF_MAP_TYPE_PERCPU_ARRAY
+        self.map_fd = kernel.map_create(kernel.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 16, 1)
         self.fd = self.link_fd = -1
         try:
             self.fd = kernel.prog_load_xdp(_pass_counting(self.map_fd), "xdplab_peer_pass")

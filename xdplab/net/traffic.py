@@ -34,17 +34,18 @@ import time
 from dataclasses import dataclass
 
 from .. import kernel
+from ..kernel import features
 from ..programs.program import load
 from ..errors import NotSupported, XDPLabError
 from ..programs.prog_run import to_frame
 import errno
 import subprocess
 
-NETDEV_XDP_ACT_NDO_XMIT = 1 << 2
+NETDEV_XDP_ACT_NDO_XMIT = kernel.NETDEV_XDP_ACT_NDO_XMIT
 CHUNK_SECONDS = 0.3           # aim each BPF_PROG_RUN at this long: every call pays a fixed
                               # cost (page pool setup/teardown: ~0.1-30 ms here) outside the loop
 CHUNK_MIN, CHUNK_START, CHUNK_MAX = 1 << 14, 1 << 20, 1 << 24
-MAX_BATCH = 256               # TEST_XDP_MAX_BATCH
+MAX_BATCH = kernel.TEST_XDP_MAX_BATCH
 
 _GEN_C = r"""
 BPF_PERCPU_ARRAY(xdplab_gen_seq, u64, 1);
@@ -204,7 +205,6 @@ def generator_source(frame: bytes, vary: dict | None = None, redirect_ifindex: i
 
 # --- programs and probing ---------------------------------------------------------------
 
-_live_ok: bool | None = None
 _CACHE: dict = {}             # generator C source -> loaded program (compiling takes seconds)
 
 
@@ -226,28 +226,14 @@ def supported() -> bool:
 
 
 def require_live_frames() -> None:
-    """Raise NotSupported unless the kernel has BPF_PROG_RUN live frames (probed once,
-    with the plain XDP_TX generator on ``lo``)."""
-    check_live_frames(_program(generator_source(bytes(60))).fd)
+    """Raise NotSupported unless the kernel has BPF_PROG_RUN live frames (probed once)."""
+    features.require("live_frames")
 
 
-def check_live_frames(prog_fd: int) -> None:
-    """Raise NotSupported unless BPF_PROG_RUN accepts BPF_F_TEST_XDP_LIVE_FRAMES.
-    (Runs the generator once on ``lo``, which has no ndo_xdp_xmit: the frame is freed.)"""
-    global _live_ok
-    if _live_ok is None:
-        ctx = struct.pack("=6I", 0, 60, 0, 1, 0, 0)
-        try:
-            kernel.prog_test_run(prog_fd, bytes(60), repeat=1, ctx=ctx,
-                                  flags=kernel.BPF_F_TEST_XDP_LIVE_FRAMES)
-            _live_ok = True
-        except kernel.BPFError as e:
-            if e.errno != errno.EINVAL:
-                raise
-            _live_ok = False
-    if not _live_ok:
-        raise NotSupported("BPF_PROG_RUN live frames (BPF_F_TEST_XDP_LIVE_FRAMES)", "5.18",
-                           f"this kernel is {os.uname().release}")
+def check_live_frames(prog_fd: int | None = None) -> None:
+    """Raise NotSupported unless BPF_PROG_RUN accepts BPF_F_TEST_XDP_LIVE_FRAMES (the kernel
+    feature registry probes it once: ``kernel.features``)."""
+    features.require("live_frames")
 
 
 def _netns_names() -> list[str]:
@@ -408,7 +394,7 @@ class Generator:
 
     # -- running ---------------------------------------------------------------------
     def _ctx(self) -> bytes:
-        return struct.pack("=6I", 0, len(self.frame), 0, self.ingress_ifindex, 0, 0)
+        return kernel.xdp_md(len(self.frame), self.ingress_ifindex)
 
     def run(self, count: int | None = None, duration: float | None = None, *, rate: float | None = None,
             cpus=1, batch_size: int = 64, progress: bool = True) -> TrafficResult:

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from ..errors import XDPLabError
 from .maps import _exists
+from ..kernel.abi import ACTIONS
 
 ENTRY, EXIT = 0, 1
-ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
 # stats slots (per-CPU array xdplab_cap_stats)
 SEEN, MATCHED, EMITTED, LOST = range(4)
 

@@ -32,12 +32,12 @@ from . import dialects
 from .dialects import bcc_markers
 from . import explain
 from .maps import Counters
+from ..kernel.abi import ACTIONS
 import errno
 import mmap
 from html import escape
 from dataclasses import replace
 
-ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
 COUNTER_MAP = "xdplab_actions"
 BPF_PROG_TYPE_XDP = 6
 BPF_F_XDP_HAS_FRAGS = 1 << 5

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from ..errors import Closable, ClosedError, MapError, MapKeyError, UsageError
 from .bcccompat import table_names # every map BCC made, whatever macro declared it
+from ..kernel.abi import ACTIONS
 
-ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
 COUNTER_MAP = "xdplab_actions"
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..display import in_notebook
 from ..errors import NotSupported
-from ..kernel import procstate
+from ..kernel import features, procstate
 
 TRACEFS = Path("/sys/kernel/tracing")
 _count = itertools.count(1)
@@ -69,12 +69,8 @@ class _Reader:
         self.stop = threading.Event()
 
     def setup(self):
-        if not (TRACEFS / "instances").is_dir():
-            raise NotSupported("tracefs instances", "3.10", f"{TRACEFS}/instances is missing")
-        ev = TRACEFS / "events" / "bpf_trace" / "bpf_trace_printk"
-        if not ev.is_dir():
-            raise NotSupported("the bpf_trace_printk trace event", "5.10",
-                               "bpf_trace_printk writes to the global trace buffer only")
+        features.require("tracefs_instances")
+        features.require("printk_event")
         for dead in procstate.dead_instances():      # what killed readers left
             try:
                 procstate.remove_instance(dead)

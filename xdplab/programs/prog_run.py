@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from .. import kernel
 from ..errors import XDPLabError
 
-ACTIONS = ("XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT")
-XDP_MD = struct.Struct("=6I")   # data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+ACTIONS = kernel.XDP_ACTIONS      # 'XDP_ABORTED', ... (kernel.abi)
+XDP_MD = kernel.XDP_MD            # struct xdp_md (kernel.abi)
 ETH_HLEN = 14
 _TEST_MAC = ("02:58:4c:00:00:02", "02:58:4c:00:00:01")   # dst, src of frames we complete
 
 
 def action_name(retval: int) -> str:
-    return ACTIONS[retval] if 0 <= retval < len(ACTIONS) else f"unknown action {retval}"
+    return kernel.action_name(retval, prefix=True)
 
 
 def normalize_action(action) -> str:

@@ -40,7 +40,7 @@ from .bcccompat import ctx_types, entry_pattern
 from .bcccompat import prelude_defines
 from .bcccompat import include_flags, origin_dir
 
-ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
+ACTIONS = kernel.ACTIONS          # enum xdp_action (kernel.abi)
 MODES = {"native": "native", "drv": "native", "driver": "native",
          "generic": "generic", "skb": "generic"}
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 
 from .. import kernel
+from ..kernel import features
 from ..errors import AttachError, NotSupported
 from .program import LOADED_TYPES, Link, LoadedProgram, attach_target, new_link, our_link
 
@@ -43,8 +44,7 @@ class TCProgram(LoadedProgram):
             fd = kernel.link_create_tcx(self.fd, ifindex, direction)
         except kernel.BPFError as e:
             if e.errno == errno.EINVAL:
-                raise NotSupported("TC programs through bpf_link (tcx)", "6.6",
-                                   f"BPF_LINK_CREATE({mode}) on {dev}: {e.strerror}") from None
+                raise features.error("tcx", f"BPF_LINK_CREATE({mode}) on {dev}: {e.strerror}") from None
             raise AttachError(f"the kernel refused to attach {self.name} to {dev} ({mode}): "
                               f"{e.strerror}") from None
         return new_link(self, fd, dev, ifindex, mode)

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import kernel
+from ..kernel import features
 from ..programs.compile import capture_stderr
 from ..errors import NotSupported
 from html import escape
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = TRACEFS / "events" / "xdp"
-ACTIONS = {0: "ABORTED", 1: "DROP", 2: "PASS", 3: "TX", 4: "REDIRECT"}
 #: tracepoints we know how to read, in the order they get their index
 TRACEPOINTS = ("xdp_exception", "xdp_redirect", "xdp_redirect_err", "xdp_redirect_map",
                "xdp_redirect_map_err", "xdp_bulk_tx", "xdp_devmap_xmit", "xdp_cpumap_enqueue",
@@ -43,8 +43,7 @@ _EACH_HIT_SENT = {"xdp_redirect", "xdp_redirect_map"}
 
 def available() -> dict[str, set[str]]:
     """The xdp tracepoints this kernel has, with their field names (from the format files)."""
-    if not EVENTS.is_dir():
-        raise NotSupported("the xdp tracepoints", "4.18", f"{EVENTS} is missing (tracefs not mounted?)")
+    features.require("xdp_tracepoints")
     out = {}
     for tp in TRACEPOINTS:
         fmt = EVENTS / tp / "format"
@@ -277,8 +276,8 @@ class DropDetector:
             try:
                 self.bpf = BPF(text=self.source().encode())
             except Exception as e:
-                raise NotSupported("the xdp tracepoint drop detector", "5.8",
-                                   f"BCC could not load the probes: {e}\n{err['text'][-800:]}") from None
+                raise features.error("ringbuf_tracepoints",
+                                     f"BCC could not load the probes: {e}\n{err['text'][-800:]}") from None
         self.bpf["xl_events"].open_ring_buffer(self._on_event)
         self._stop.clear()
         self._thread = threading.Thread(target=self._poll, name="xdplab-drops", daemon=True)
@@ -301,11 +300,11 @@ class DropDetector:
         self.received += 1
         self._events.append({
             "time": e.ts / 1e9, "tracepoint": tp, "ifname": ifname(k.ifindex),
-            "action": ACTIONS.get(k.act, str(k.act)), "errno": errno_name(k.err),
+            "action": kernel.action_name(k.act), "errno": errno_name(k.err),
             "to": ifname(k.to) if tp not in ("xdp_cpumap_enqueue", "xdp_cpumap_kthread") else f"cpu{k.to}",
             "drops": e.drops, "sent": e.sent, "prog_id": k.prog_id, "map_id": k.map_id,
             "map_index": e.map_index, "cpu": e.cpu,
-            "reason": reason(tp, ACTIONS.get(k.act, str(k.act)), k.err, k.ifindex, k.to)})
+            "reason": reason(tp, kernel.action_name(k.act), k.err, k.ifindex, k.to)})
 
     def stop(self) -> None:
         if self.bpf is None:
@@ -339,7 +338,7 @@ class DropDetector:
                 continue
             if keep is not None and k.ifindex not in keep and ("cpumap" in tp or k.to not in keep):
                 continue
-            rows.append(Loss(tp, k.ifindex, ACTIONS.get(k.act, str(k.act)), k.err, k.to, k.prog_id,
+            rows.append(Loss(tp, k.ifindex, kernel.action_name(k.act), k.err, k.to, k.prog_id,
                              k.map_id, v.events, v.drops, v.sent))
         return sorted(rows, key=lambda r: -r.drops)
 

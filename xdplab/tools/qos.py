@@ -215,7 +215,7 @@ class FastSlow:
         machine. Returns (frames sent, seconds)."""
         g = self.gen
         per_tick = max(1, round(parse_rate(self.offered) / 8 / len(g.frame) * self.tick))
-        ctx = struct.pack("=6I", 0, len(g.frame), 0, g.ingress_ifindex, 0, 0)   # struct xdp_md
+        ctx = kernel.xdp_md(len(g.frame), g.ingress_ifindex)
 
         def loop():
             sent, t0 = 0, time.monotonic()

@@ -8,9 +8,10 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..kernel import features, procstate
 from ..net.topology import Topology
 from ..programs.program import load
-from ..kernel import procstate
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 CAPS = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
@@ -24,9 +25,7 @@ class Check:
     fix: str = ""
 
 
-def kernel_version() -> tuple[int, int]:
-    major, minor = platform.release().split(".")[:2]
-    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+kernel_version = features.kernel_release
 
 
 def _mounted(path: str, fstype: str) -> bool:
@@ -37,11 +36,23 @@ def _mounted(path: str, fstype: str) -> bool:
 
 
 def check_kernel() -> Check:
-    v = kernel_version()
-    if v < (5, 9):
-        return Check("kernel", FAIL, f"Linux {platform.release()}: XDP bpf_link needs >= 5.9",
-                     "use the Vagrant VM (README: Using the VM)")
+    f = features.get("bpf_link_xdp")            # the one xdplab cannot work without
+    if not features.have(f.name):
+        return Check("kernel", FAIL, f"Linux {platform.release()}: {f.title} needs >= {f.min_kernel}",
+                     f.advice)
     return Check("kernel", PASS, f"Linux {platform.release()}")
+
+
+def check_kernel_features() -> Check:
+    """Every entry of the kernel feature registry (kernel.features): WARN for the missing
+    ones, naming the version each needs and what to do instead."""
+    rows = features.table()
+    gone = [r for r in rows if not r["present"]]
+    if not gone:
+        return Check("kernel features", PASS, f"all {len(rows)}: " + ", ".join(r["feature"] for r in rows))
+    return Check("kernel features", WARN,
+                 "; ".join(f"{r['feature']} needs Linux >= {r['min_kernel']} ({r['why_not']})" for r in gone),
+                 "; ".join(features.get(r["feature"]).advice for r in gone if features.get(r["feature"]).advice))
 
 
 def check_privileges() -> Check:
@@ -144,7 +155,7 @@ def check_jupyter() -> Check:
     return Check("JupyterLab", PASS, f"jupyterlab {jupyterlab.__version__}, jupyter_bokeh {jupyter_bokeh.__version__}")
 
 
-CHECKS = [check_kernel, check_privileges, check_btf, check_bpffs, check_tracefs, check_bcc,
+CHECKS = [check_kernel, check_kernel_features, check_privileges, check_btf, check_bpffs, check_tracefs, check_bcc,
           check_headers, check_compile, check_topology, check_leftovers, check_tools, check_jupyter]
 
 

@@ -1,0 +1,73 @@
+"""The probes of the kernel feature registry (``features.FEATURES``): each answers None
+(present) or why not, using the kernel layer itself. Registered at import (kernel/__init__)."""
+from __future__ import annotations
+
+import errno
+import os
+import platform
+from pathlib import Path
+
+from ..errors import NotSupported
+from . import abi, bpf
+from .features import TRACEFS, register_probe
+
+XDP_DROP_INSNS = bpf.insn(0xb7, 0, 0, 0, abi.XDP_DROP) + bpf.insn(0x95)     # r0 = XDP_DROP; exit
+
+
+@register_probe("live_frames")
+def _probe_live_frames() -> str | None:
+    """BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES on lo (an XDP_DROP program: the frame
+    is freed at once): EINVAL when the flag is unknown."""
+    fd = bpf.prog_load_xdp(XDP_DROP_INSNS, "xdplab_feature")
+    try:
+        bpf.prog_test_run(fd, bytes(60), repeat=1, ctx=abi.xdp_md(60, ingress_ifindex=1),
+                          flags=abi.BPF_F_TEST_XDP_LIVE_FRAMES)
+        return None
+    except bpf.BPFError as e:
+        if e.errno == errno.EINVAL:
+            return f"BPF_PROG_RUN refused the flag (EINVAL) on {platform.release()}"
+        raise
+    finally:
+        os.close(fd)
+
+
+@register_probe("netdev_genl")
+def _probe_netdev_genl() -> str | None:
+    try:
+        bpf.netdev_dev_get(1)
+        return None
+    except NotSupported as e:
+        return e.args[0].split(": ", 1)[-1] if e.args else str(e)
+
+
+@register_probe("enable_stats")
+def _probe_enable_stats() -> str | None:
+    try:
+        bpf.enable_stats()
+        return None
+    except NotSupported as e:
+        return str(e)
+
+
+@register_probe("afxdp")
+def _probe_afxdp() -> str | None:
+    try:
+        os.close(bpf.xsk_socket())
+        return None
+    except OSError as e:
+        if e.errno in (errno.EAFNOSUPPORT, errno.EINVAL):
+            return "socket(AF_XDP) failed: the kernel was built without CONFIG_XDP_SOCKETS"
+        raise
+
+
+def _path(name: str, p: Path, why: str) -> None:
+    register_probe(name)(lambda: None if p.exists() else f"{p} is missing ({why})")
+
+
+_path("xdp_tracepoints", TRACEFS / "events" / "xdp", "tracefs not mounted?")
+_path("tracefs_instances", TRACEFS / "instances", "tracefs not mounted?")
+_path("printk_event", TRACEFS / "events" / "bpf_trace" / "bpf_trace_printk",
+      "bpf_trace_printk writes to the global trace buffer only")
+_path("btf", Path("/sys/kernel/btf/vmlinux"), "CONFIG_DEBUG_INFO_BTF=n")
+
+
