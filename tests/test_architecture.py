@@ -262,6 +262,20 @@ def test_only_the_kernel_layer_speaks_netlink():
     assert not bad, "\n".join(f"  {m}:{line} imports {t}" for m, line, t in sorted(bad))
 
 
+def test_the_kernel_layer_is_used_through_its_public_names():
+    """Above the kernel layer nothing reaches for ``kernel._private`` (its public API is
+    ``xdplab.kernel``'s names)."""
+    bad = []
+    for path in sorted((ROOT / "xdplab").rglob("*.py")):
+        if "kernel" in path.relative_to(ROOT / "xdplab").parts[:1]:
+            continue
+        for n in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "kernel"
+                    and n.attr.startswith("_") and not n.attr.startswith("__")):
+                bad.append(f"{path.relative_to(ROOT)}:{n.lineno} kernel.{n.attr}")
+    assert not bad, "\n".join(bad)
+
+
 def test_notebooks_tests_and_benchmarks_import_no_private_module():
     bad = private_imports()
     assert not bad, "\n".join(f"  {w}: {what}" for w, what in bad)

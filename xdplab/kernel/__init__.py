@@ -4,4 +4,5 @@ above (programs, net, tools, notebooks, tests) imports ``xdplab.kernel`` and not
 """
 from . import abi, features, probes  # noqa: F401  (probes register with features)
 from .abi import *  # noqa: F401,F403
-from .bpf import *  # noqa: F401,F403
+from .core import *  # noqa: F401,F403
+from .device import Device, resolve as resolve_device  # noqa: F401

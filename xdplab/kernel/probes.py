@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 
 from ..errors import NotSupported
-from . import abi, bpf
+from . import abi, core as bpf
 from .features import TRACEFS, register_probe
 
 XDP_DROP_INSNS = bpf.insn(0xb7, 0, 0, 0, abi.XDP_DROP) + bpf.insn(0x95)     # r0 = XDP_DROP; exit

@@ -207,11 +207,8 @@ def query(dev, netns: str | None = None, *, probe: bool = False) -> Features:
 
 
 def _resolve(dev, netns):
-    if isinstance(dev, Host):
-        return dev.outside, None
-    if isinstance(dev, tuple):
-        return dev[1], dev[0]
-    return dev, netns
+    d = kernel.resolve_device(dev, netns)
+    return d.name, d.netns
 
 
 def table(devs=None, *, probe: bool = False, label: str = "") -> "FeatureTable":

@@ -110,18 +110,13 @@ def _map_fd(m) -> int:
 
 
 def _ifindex(dev) -> tuple[int, str]:
-    if isinstance(dev, Host):
-        dev = dev.outside
-    if isinstance(dev, int):
-        name = kernel.link_name(dev)
-        if name is None:
-            raise XDPLabError(f"no interface with ifindex {dev} in the root namespace")
-        return dev, name
-    idx = kernel.ifindex(dev)
+    """(ifindex, name) of a device of this namespace (a name, ifindex, lab Host, Device)."""
+    d = kernel.resolve_device(dev)
+    idx = 0 if d.netns else d.ifindex
     if not idx:
-        raise XDPLabError(f"no interface named {dev!r} in the root namespace",
+        raise XDPLabError(f"no interface {str(d)!r} in the root namespace",
                           hint="devmap entries name devices of the namespace that fills the map")
-    return idx, dev
+    return idx, d.name
 
 
 def _key(info: dict, key: int) -> bytes:

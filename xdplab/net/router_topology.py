@@ -40,6 +40,10 @@ class RoutedHost(Host):
 
     router: str = ""
 
+    def as_device(self) -> kernel.Device:
+        """The router's port towards this host (in the router's netns)."""
+        return kernel.Device(self.outside, self.router)
+
     @property
     def ifindex(self) -> int:
         """ifindex of ``outside`` in the router's netns (0 when it is not there)."""

@@ -63,6 +63,10 @@ class Host:
     mac = property(lambda s: _mac(s.net, s.index, 2))
     gw_mac = property(lambda s: _mac(s.net, s.index, 1))
 
+    def as_device(self) -> kernel.Device:
+        """Where XDP attaches for this host: ``outside`` (see ``kernel.resolve_device``)."""
+        return kernel.Device(self.outside)
+
     @property
     def ifindex(self) -> int:
         """ifindex of ``outside`` in the root namespace (0 when the host is down)."""

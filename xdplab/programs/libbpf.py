@@ -400,17 +400,7 @@ def _round8(n: int) -> int:
     return (n + 7) & ~7
 
 
-def _next_key(fd: int, key: bytes | None, size: int) -> bytes | None:
-    nk = ctypes.create_string_buffer(size)
-    k = ctypes.create_string_buffer(key, size) if key is not None else None
-    try:
-        kernel.bpf(4, kernel._attr("=IIQQ", fd, 0, ctypes.addressof(k) if k is not None else 0,
-                                     ctypes.addressof(nk)), "MAP_GET_NEXT_KEY")
-    except kernel.BPFError as e:
-        if e.errno == errno.ENOENT:
-            return None
-        raise
-    return nk.raw
+_next_key = kernel.map_next_key          # BPF_MAP_GET_NEXT_KEY (kernel layer)
 
 
 class Maps(Mapping):

@@ -68,7 +68,7 @@ def _ifindex(ifname, ingress_ifindex: int) -> int:
         return ingress_ifindex
     if isinstance(ifname, int):
         return ifname
-    name = getattr(ifname, "outside", ifname)      # a lab Host means its root-side veth
+    name = kernel.resolve_device(ifname).name      # a lab Host means where XDP attaches
     idx = kernel.ifindex(name)
     if not idx:
         raise XDPLabError(f"no interface {name!r} in this network namespace",

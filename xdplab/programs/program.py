@@ -343,7 +343,7 @@ class XDPProgram(LoadedProgram):
     ``prog.maps[name]`` / ``prog[name]``; its action counters with ``counters()``."""
 
     @needs_open
-    def attach(self, dev: str, mode: str = "native", *, replace: bool = False,
+    def attach(self, dev, mode: str = "native", *, replace: bool = False,
                force: bool = False) -> "Link":
         """Attach through a bpf_link. Refuses interfaces that carry the default route
         (``force=True`` overrides) and programs this process does not own
@@ -459,11 +459,17 @@ LOADED_TYPES["xdp"] = XDPProgram
 _LINKS: dict[tuple[int, int, str], Link] = {}   # this process's XDP links, by (netns, ifindex, mode)
 
 
-def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = False,
+def attach(prog: XDPProgram, dev, mode: str = "native", *, replace: bool = False,
            force: bool = False) -> Link:
+    """``dev``: anything ``kernel.resolve_device`` takes (a name, an ifindex, a lab Host of
+    any topology, ``(netns, name)``); a device in another namespace is attached from there."""
     mode_key = MODES.get(str(mode).lower())
     if mode_key is None:
         raise AttachError(f"unknown XDP mode {mode!r}", hint="use 'native' (driver) or 'generic' (skb)")
+    d = kernel.resolve_device(dev)
+    if d.netns:
+        return d.run(attach, prog, d.name, mode, replace=replace, force=force)
+    dev = d.name
     if getattr(prog, "closed", False):
         prog._check_open("attach")             # ClosedError: its fd number may be another program's now
     ifindex = attach_target(dev, force)

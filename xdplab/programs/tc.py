@@ -29,12 +29,16 @@ DIRECTIONS = ("ingress", "egress")
 class TCProgram(LoadedProgram):
     """A TC classifier (BPF_PROG_TYPE_SCHED_CLS) loaded into the kernel."""
 
-    def attach(self, dev: str, direction: str = "ingress", *, force: bool = False) -> Link:
+    def attach(self, dev, direction: str = "ingress", *, force: bool = False) -> Link:
         """Attach at the end of ``dev``'s TC ``direction`` chain through a tcx link.
         Refuses the interface with the default route (``force=True`` overrides): a
         program returning TC_ACT_SHOT there cuts the machine off."""
         if direction not in DIRECTIONS:
             raise AttachError(f"unknown TC direction {direction!r}", hint="use 'ingress' or 'egress'")
+        d = kernel.resolve_device(dev)                 # a name, ifindex, lab Host, (netns, name)
+        if d.netns:
+            return d.run(self.attach, d.name, direction, force=force)
+        dev = d.name
         ifindex = attach_target(dev, force)
         mode = f"tc-{direction}"
         ours = our_link(self, ifindex, mode)

@@ -253,7 +253,7 @@ class DropDetector:
                  stream_gap: float = 0.01, ifaces=None):
         self.stream_gap = stream_gap
         #: show only losses on (or into) these interfaces (names, or lab Hosts); None: all
-        self.ifaces = None if ifaces is None else [getattr(i, "outside", i) for i in ifaces]
+        self.ifaces = None if ifaces is None else [kernel.resolve_device(i).name for i in ifaces]
         self.programs = list(programs)
         self.tracepoints = {tp: f for tp, f in available().items()
                             if successes or tp not in _EACH_HIT_SENT}

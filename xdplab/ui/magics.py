@@ -20,7 +20,8 @@ from IPython.display import display
 
 from .. import kernel
 from ..errors import UsageError, XDPLabError
-from ..net.topology import Topology
+from ..kernel import Device
+from ..net import device
 from ..programs.explain import display_error
 from ..programs.live import ensure_bokehjs
 from ..programs.program import _LINKS, Program, XDPProgram, detach_all
@@ -65,14 +66,9 @@ def _join_cflags(words: list[str]) -> list[str]:
     return out
 
 
-def resolve_dev(dev: str) -> str:
-    """An interface name, or a lab host's name mapped to its root-side interface."""
-    if kernel.ifindex(dev):
-        return dev
-    t = Topology()
-    if dev in t.hosts:
-        return t[dev].outside
-    return dev            # attach() reports the unknown interface
+def resolve_dev(dev: str) -> Device:
+    """``--dev``: an interface, or a host of any lab topology that is up (``net.device``)."""
+    return device.resolve(dev)
 
 
 def parse_options(line: str) -> argparse.Namespace:

@@ -410,6 +410,7 @@ def run_in_netns(name: str | None, fn, *args, **kwargs):
 # --- maps (raw bpf(2): map types and value layouts BCC's Python tables do not cover) -----
 
 BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM = 0, 1, 2, 3
+BPF_MAP_GET_NEXT_KEY = 4
 BPF_OBJ_PIN = 6
 
 
@@ -452,6 +453,20 @@ def map_delete(map_fd: int, key: bytes) -> bool:
             return False
         raise
     return True
+
+
+def map_next_key(map_fd: int, key: bytes | None, size: int) -> bytes | None:
+    """BPF_MAP_GET_NEXT_KEY: the key after ``key`` (None: the first), or None at the end."""
+    nk = ctypes.create_string_buffer(size)
+    k = ctypes.create_string_buffer(key, size) if key is not None else None
+    try:
+        bpf(BPF_MAP_GET_NEXT_KEY, _attr("=IIQQ", map_fd, 0, ctypes.addressof(k) if k is not None else 0,
+                                        ctypes.addressof(nk)), "MAP_GET_NEXT_KEY")
+    except BPFError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise
+    return nk.raw
 
 
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
