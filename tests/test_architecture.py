@@ -260,6 +260,15 @@ def test_only_the_kernel_layer_speaks_netlink():
     bad = [(m, line, t) for m, line, t in g.deferred + g.top_imports
            if t.split(".")[0] in KERNEL_ONLY and layer_of(m) != 1]
     assert not bad, "\n".join(f"  {m}:{line} imports {t}" for m, line, t in sorted(bad))
+    # nor does anything above it open a netlink socket through the kernel layer's ipr()
+    raw = []
+    for path in sorted((ROOT / "xdplab").rglob("*.py")):
+        if path.relative_to(ROOT / "xdplab").parts[0] == "kernel":
+            continue
+        for n in ast.walk(ast.parse(path.read_text())):
+            if isinstance(n, ast.Attribute) and n.attr == "ipr":
+                raw.append(f"{path.relative_to(ROOT)}:{n.lineno}")
+    assert not raw, "netlink sockets opened above the kernel layer (use kernel.netlink):\n" + "\n".join(raw)
 
 
 def test_the_kernel_layer_is_used_through_its_public_names():

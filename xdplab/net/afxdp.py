@@ -372,10 +372,8 @@ class XSK:
         try:
             return os.path.basename(os.readlink(f"/sys/class/net/{self.dev}/device/driver"))
         except OSError:
-            with kernel.ipr() as ip:
-                link = ip.get_links(self.ifindex)[0]
-            info = link.get_attr("IFLA_LINKINFO")
-            return (info.get_attr("IFLA_INFO_KIND") if info else None) or "?"
+            kind = kernel.netlink.link_queues(self.dev).get("kind", "-")
+            return "?" if kind == "-" else kind
 
     def _queues(self) -> int:
         try:

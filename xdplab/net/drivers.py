@@ -150,14 +150,10 @@ class Features:
 
 def _link_facts(ifname: str) -> dict:
     """ifindex, link kind and queue counts from rtnetlink and ethtool (calling thread's netns)."""
-    with kernel.ipr() as ip:
-        links = ip.get_links(ifname=ifname)
-    if not links:
+    link = kernel.netlink.link_queues(ifname)
+    if not link:
         return {}
-    link = links[0]
-    info = link.get_attr("IFLA_LINKINFO")
-    kind = (info.get_attr("IFLA_INFO_KIND") if info else None) or "-"
-    rxq, txq = link.get_attr("IFLA_NUM_RX_QUEUES") or 1, link.get_attr("IFLA_NUM_TX_QUEUES") or 1
+    kind, rxq, txq = link["kind"], link["rx_queues"], link["tx_queues"]
     try:
         driver = kernel.ethtool_drvinfo(ifname)["driver"]
     except OSError:
@@ -168,7 +164,7 @@ def _link_facts(ifname: str) -> dict:
         ch = None
     if ch and (ch["combined"] or ch["rx"] or ch["tx"]):     # the queues in use, not allocated
         rxq, txq = ch["combined"] + ch["rx"], ch["combined"] + ch["tx"]
-    return {"ifindex": link["index"], "kind": kind, "driver": driver, "rx_queues": rxq,
+    return {"ifindex": link["ifindex"], "kind": kind, "driver": driver, "rx_queues": rxq,
             "tx_queues": txq}
 
 
@@ -215,8 +211,7 @@ def table(devs=None, *, probe: bool = False, label: str = "") -> "FeatureTable":
     """A FeatureTable for ``devs``: names, ``(netns, ifname)``, lab Hosts (a Host gives
     both ends of its veth), or None for every interface of the root namespace."""
     if devs is None:
-        with kernel.ipr() as ip:
-            devs = [l.get_attr("IFLA_IFNAME") for l in ip.get_links()]
+        devs = kernel.netlink.link_names()
     rows = []
     for d in devs if isinstance(devs, (list, tuple)) else [devs]:
         if isinstance(d, Host):
@@ -239,8 +234,7 @@ def tuntap(name: str, mode: str = "tap", up: bool = True):
     kernel.tuntap_add(name, mode)
     try:
         if up:
-            with kernel.ipr() as ip:
-                ip.link("set", index=ip.link_lookup(ifname=name)[0], state="up")
+            kernel.netlink.link_up(name)
         yield name
     finally:
         kernel.link_del(name)

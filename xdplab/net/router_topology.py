@@ -29,8 +29,6 @@ from ..programs.program import _LINKS
 from .redirect import remove_peer_program
 import os
 
-NUD_PERMANENT = 0x80
-IFA_F_NODAD = 0x02
 
 
 @dataclass(frozen=True)
@@ -96,35 +94,24 @@ class RouterTopology(Topology):
             self._record([["netns", self.router], *created])
         if not (NETNS_DIR / self.router).exists():
             kernel.netns_create(self.router)
-        with kernel.ipr(self.router) as rt:
-            rt.link("set", index=rt.link_lookup(ifname="lo")[0], state="up")
+        kernel.netlink.link_up("lo", self.router)
         self.forwarding(True)
         super().up()
         for h in self:
-            with kernel.ipr() as ip:
-                idx = ip.link_lookup(ifname=h.outside)
-                if not idx:
-                    continue                 # already in the router
-                ip.link("set", index=idx[0], net_ns_fd=self.router)
+            if not kernel.netlink.link_move(h.outside, self.router):
+                continue                 # already in the router
             self._configure_router_side(h)
         return self
 
     def _configure_router_side(self, h: Host) -> None:
         # moving a device to another netns flushes its addresses and neighbours
-        with kernel.ipr(self.router) as rt:
-            idx = rt.link_lookup(ifname=h.outside)[0]
-            rt.addr("add", index=idx, address=h.gw4, prefixlen=24)
-            rt.addr("add", index=idx, address=h.gw6, prefixlen=64, flags=IFA_F_NODAD)
-            rt.link("set", index=idx, state="up")
-            rt.neigh("add", dst=h.ipv4, lladdr=h.mac, ifindex=idx, state=NUD_PERMANENT)
-            rt.neigh("add", dst=h.ipv6, lladdr=h.mac, ifindex=idx, state=NUD_PERMANENT)
+        kernel.netlink.configure(h.outside, self.router, addresses=[(h.gw4, 24), (h.gw6, 64)],
+                                 neighbours=[(h.ipv4, h.mac), (h.ipv6, h.mac)])
 
     def _remove_host(self, h: Host) -> None:
         super()._remove_host(h)
         if (NETNS_DIR / self.router).exists():
-            with kernel.ipr(self.router) as rt:
-                for idx in rt.link_lookup(ifname=h.outside):
-                    rt.link("del", index=idx)
+            kernel.netlink.links_del([h.outside], self.router)
 
     def down(self) -> list[str]:
         """Remove the hosts and the router namespace (with everything in it)."""
@@ -261,43 +248,18 @@ def parse_size(size) -> int:
 
 def shape(dev: str, rate="10mbit", burst="16kb", latency_ms: float = 20) -> dict:
     """Replace ``dev``'s root qdisc with tbf (rate in bits/s)."""
-    with kernel.ipr() as ip:
-        idx = ip.link_lookup(ifname=dev)
-        if not idx:
-            raise TopologyError(f"no interface {dev!r} here to shape")
-        try:
-            ip.tc("del", index=idx[0], root=True)     # back to the default first
-        except Exception:
-            pass
-        ip.tc("add", "tbf", index=idx[0], handle="1:", rate=f"{parse_rate(rate)}bit",
-              burst=parse_size(burst), latency=f"{latency_ms}ms")
+    if not kernel.ifindex(dev):
+        raise TopologyError(f"no interface {dev!r} here to shape")
+    kernel.netlink.qdisc_tbf(dev, parse_rate(rate), parse_size(burst), latency_ms)
     return qdisc_stats(dev)
 
 
 def unshape(dev: str) -> None:
-    with kernel.ipr() as ip:
-        for idx in ip.link_lookup(ifname=dev):
-            try:
-                ip.tc("del", index=idx, root=True)
-            except Exception:
-                pass
+    kernel.netlink.qdisc_del_root(dev)
 
 
 def qdisc_stats(dev: str) -> dict:
     """Root qdisc counters of ``dev``: kind, bytes, packets, drops, overlimits, backlog, qlen."""
-    with kernel.ipr() as ip:
-        idx = ip.link_lookup(ifname=dev)
-        if not idx:
-            raise TopologyError(f"no interface {dev!r} here")
-        for q in ip.get_qdiscs(index=idx[0]):
-            if q["parent"] != 0xFFFFFFFF:        # TC_H_ROOT
-                continue
-            out = {"kind": q.get_attr("TCA_KIND")}
-            st = q.get_attr("TCA_STATS2")
-            basic = st.get_attr("TCA_STATS_BASIC") if st else None
-            queue = st.get_attr("TCA_STATS_QUEUE") if st else None
-            out.update(bytes=basic["bytes"] if basic else 0, packets=basic["packets"] if basic else 0)
-            for k in ("drops", "overlimits", "backlog", "qlen", "requeues"):
-                out[k] = queue[k] if queue else 0
-            return out
-    return {"kind": None}
+    if not kernel.ifindex(dev):
+        raise TopologyError(f"no interface {dev!r} here")
+    return kernel.netlink.qdisc_root_stats(dev)

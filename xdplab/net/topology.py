@@ -180,46 +180,28 @@ class Topology:
             created += [["netns", h.netns], ["link", h.outside]]
             self._record(created)
             kernel.netns_create(h.netns)
-            with kernel.ipr() as ip:
-                ip.link("add", ifname=h.outside, kind="veth", address=h.gw_mac,
-                        peer={"ifname": h.inside, "address": h.mac, "net_ns_fd": h.netns})
-                idx = ip.link_lookup(ifname=h.outside)[0]
-                ip.addr("add", index=idx, address=h.gw4, prefixlen=24)
-                ip.addr("add", index=idx, address=h.gw6, prefixlen=64, flags=0x02)  # IFA_F_NODAD
-                ip.link("set", index=idx, state="up")
-                ip.neigh("add", dst=h.ipv4, lladdr=h.mac, ifindex=idx, state=0x80)
-                ip.neigh("add", dst=h.ipv6, lladdr=h.mac, ifindex=idx, state=0x80)
-            with kernel.ipr(h.netns) as ns:
-                lo = ns.link_lookup(ifname="lo")[0]
-                ns.link("set", index=lo, state="up")
-                idx = ns.link_lookup(ifname=h.inside)[0]
-                ns.addr("add", index=idx, address=h.ipv4, prefixlen=24)
-                ns.addr("add", index=idx, address=h.ipv6, prefixlen=64, flags=0x02)  # IFA_F_NODAD
-                ns.link("set", index=idx, state="up")
-                ns.neigh("add", dst=h.gw4, lladdr=h.gw_mac, ifindex=idx, state=0x80)
-                ns.neigh("add", dst=h.gw6, lladdr=h.gw_mac, ifindex=idx, state=0x80)
-                ns.route("add", dst="default", gateway=h.gw4)
-                ns.route("add", dst="default", gateway=h.gw6, family=10)
+            kernel.netlink.veth_add(h.outside, h.inside, h.netns, mac=h.gw_mac, peer_mac=h.mac)
+            kernel.netlink.configure(h.outside, addresses=[(h.gw4, 24), (h.gw6, 64)],
+                                     neighbours=[(h.ipv4, h.mac), (h.ipv6, h.mac)])
+            kernel.netlink.link_up("lo", h.netns)
+            kernel.netlink.configure(h.inside, h.netns, addresses=[(h.ipv4, 24), (h.ipv6, 64)],
+                                     neighbours=[(h.gw4, h.gw_mac), (h.gw6, h.gw_mac)],
+                                     gateways=[h.gw4, h.gw6])
         return self
 
     def _check_subnet(self, h: Host) -> None:
         """Refuse a host subnet some interface of the root namespace already has: two
         connected routes to one /24 would send this host's replies out of the other."""
         subnet = ipaddress.ip_network(f"{h.gw4}/24", strict=False)
-        with kernel.ipr() as ip:
-            for a in ip.get_addr(family=2):                       # AF_INET
-                addr = a.get_attr("IFA_ADDRESS")
-                if addr and ipaddress.ip_address(addr) in subnet:
-                    other = a.get_attr("IFA_LABEL") or f"ifindex {a['index']}"
-                    raise TopologyError(
-                        f"subnet {subnet} of host {h.name} is already in use: {other} has {addr}",
-                        hint=f"another topology uses net={self.net}: give this one another net= "
-                             "(XDPLAB_NET for the default lab), or take the other down")
+        for other, addr in kernel.netlink.ipv4_addresses():
+            if ipaddress.ip_address(addr) in subnet:
+                raise TopologyError(
+                    f"subnet {subnet} of host {h.name} is already in use: {other} has {addr}",
+                    hint=f"another topology uses net={self.net}: give this one another net= "
+                         "(XDPLAB_NET for the default lab), or take the other down")
 
     def _remove_host(self, h: Host) -> None:
-        with kernel.ipr() as ip:
-            for idx in ip.link_lookup(ifname=h.outside):
-                ip.link("del", index=idx)
+        kernel.netlink.links_del([h.outside])
         if (NETNS_DIR / h.netns).exists():
             kernel.netns_remove(h.netns)
 
@@ -228,12 +210,7 @@ class Topology:
         Returns the names removed."""
         removed = []
         items = self._recorded() + [[k, h.netns] for h in self for k in ("link", "netns")]
-        with kernel.ipr() as ip:
-            for kind, name in items:
-                if kind == "link":
-                    for idx in ip.link_lookup(ifname=name):
-                        ip.link("del", index=idx)
-                        removed.append(name)
+        removed += kernel.netlink.links_del([name for kind, name in items if kind == "link"])
         for kind, name in items:
             if kind == "netns" and (NETNS_DIR / name).exists():
                 kernel.netns_remove(name)
@@ -279,18 +256,12 @@ def lab(prefix: str | None = None) -> Topology:
 def leftovers(prefix: str = DEFAULT_PREFIX) -> dict:
     """Namespaces and root-namespace links whose names start with ``prefix``."""
     ns = sorted(p.name for p in NETNS_DIR.glob(f"{prefix}*")) if NETNS_DIR.exists() else []
-    with kernel.ipr() as ip:
-        links = sorted(l.get_attr("IFLA_IFNAME") for l in ip.get_links()
-                       if (l.get_attr("IFLA_IFNAME") or "").startswith(prefix))
-    return {"netns": ns, "links": links}
+    return {"netns": ns, "links": sorted(kernel.netlink.link_names(prefix=prefix))}
 
 
 def remove(links, namespaces) -> None:
     """Delete these root-namespace links and these network namespaces."""
-    with kernel.ipr() as ip:
-        for name in links:
-            for idx in ip.link_lookup(ifname=name):
-                ip.link("del", index=idx)
+    kernel.netlink.links_del(links)
     for name in namespaces:
         kernel.netns_remove(name)
 
