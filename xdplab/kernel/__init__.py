@@ -6,4 +6,4 @@ from . import abi, features, probes  # noqa: F401  (probes register with feature
 from .abi import *  # noqa: F401,F403
 from .core import *  # noqa: F401,F403
 from .device import Device, resolve as resolve_device  # noqa: F401
-from . import netlink  # noqa: F401
+from . import netlink, tracefs  # noqa: F401

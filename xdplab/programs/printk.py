@@ -30,9 +30,9 @@ from pathlib import Path
 
 from ..display import in_notebook
 from ..errors import NotSupported
-from ..kernel import features, procstate
+from ..kernel import features, procstate, tracefs
 
-TRACEFS = Path("/sys/kernel/tracing")
+TRACEFS = tracefs.TRACEFS
 _count = itertools.count(1)
 _LINE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+(?P<ts>[\d.]+): "
                    r"bpf_trace_printk: (?P<tag>xl\d+t[0-9a-f]+\.\d+): (?P<msg>.*)$")
@@ -76,14 +76,10 @@ class _Reader:
                 procstate.remove_instance(dead)
             except OSError:
                 pass
-        self.dir = TRACEFS / "instances" / f"{procstate.INSTANCE_PREFIX}{procstate.stamp()}"
-        self.dir.mkdir(exist_ok=True)     # ours: only a reader of this very process made it
-        ev = self.dir / "events" / "bpf_trace" / "bpf_trace_printk"
-        try:
-            (ev / "filter").write_text(f'bpf_string ~ "{tag_prefix()}*"\n')
-        except OSError:
-            pass                          # filtering in Python below is enough
-        (ev / "enable").write_text("1\n")
+        # ours: only a reader of this very process made it
+        self.dir = tracefs.instance(f"{procstate.INSTANCE_PREFIX}{procstate.stamp()}")
+        # the event filter may be refused: filtering in Python below is enough
+        tracefs.enable_event(self.dir, "bpf_trace", "bpf_trace_printk", f'bpf_string ~ "{tag_prefix()}*"')
         atexit.register(self.teardown)
 
     def subscribe(self, tag: str, sink) -> None:
@@ -104,7 +100,7 @@ class _Reader:
                 self.sinks.pop(tag, None)
 
     def run(self):
-        fd = os.open(self.dir / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+        fd = tracefs.trace_pipe(self.dir)
         buf = b""
         try:
             poller = select.poll()

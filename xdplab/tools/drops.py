@@ -30,7 +30,7 @@ from ..programs.compile import capture_stderr
 from ..errors import NotSupported
 from html import escape
 
-TRACEFS = Path("/sys/kernel/tracing")
+TRACEFS = kernel.tracefs.TRACEFS
 EVENTS = TRACEFS / "events" / "xdp"
 #: tracepoints we know how to read, in the order they get their index
 TRACEPOINTS = ("xdp_exception", "xdp_redirect", "xdp_redirect_err", "xdp_redirect_map",
@@ -46,14 +46,8 @@ def available() -> dict[str, set[str]]:
     features.require("xdp_tracepoints")
     out = {}
     for tp in TRACEPOINTS:
-        fmt = EVENTS / tp / "format"
-        if fmt.exists():
-            fields = set()
-            for line in fmt.read_text().splitlines():
-                line = line.strip()
-                if line.startswith("field:") and "common_" not in line:
-                    decl = line.split(";")[0].removeprefix("field:")
-                    fields.add(decl.split()[-1].split("[")[0])
+        fields = kernel.tracefs.event_fields("xdp", tp)
+        if fields is not None:
             out[tp] = fields
     return out
 
