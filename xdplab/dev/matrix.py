@@ -368,7 +368,7 @@ class GuestNet:
         """Send a small UDP datagram to the guest every 50 ms (AF_XDP check's traffic)."""
 
         def loop():
-            s = kernel.run_in_netns(self.ns, socket.socket, socket.AF_INET, socket.SOCK_DGRAM)
+            s = kernel.netns_socket(self.ns)
             with s:
                 while not stop.wait(0.05):
                     try:

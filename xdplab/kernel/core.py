@@ -407,6 +407,16 @@ def run_in_netns(name: str | None, fn, *args, **kwargs):
     return box.get("result")
 
 
+def netns_socket(netns: str | None, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM,
+                 proto: int = 0, timeout: float | None = None) -> socket.socket:
+    """A socket that lives in network namespace ``netns`` (created on a thread inside it;
+    a socket keeps the namespace it was made in)."""
+    s = run_in_netns(netns, socket.socket, family, type, proto)
+    if timeout is not None:
+        s.settimeout(timeout)
+    return s
+
+
 # --- maps (raw bpf(2): map types and value layouts BCC's Python tables do not cover) -----
 
 BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM = 0, 1, 2, 3

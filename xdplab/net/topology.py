@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -84,6 +85,11 @@ class Host:
                                   **kw)
         finally:
             os.close(fd)
+
+    def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM,
+               timeout: float | None = 1.0) -> socket.socket:
+        """A socket inside the host (its netns): ``h.socket().sendto(b"x", (h.gw4, 9))``."""
+        return kernel.netns_socket(self.netns, family, type, timeout=timeout)
 
     def ping(self, dst: str, count: int = 3, interval: float = 0.2, timeout: float = 1) -> int:
         """Ping ``dst`` from this host; returns how many replies came back."""
