@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .. import failures
 from ..errors import NotSupported
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -46,8 +47,9 @@ class Feature:
 
     def error(self, detail: str = "") -> NotSupported:
         err = NotSupported(self.title, self.min_kernel, detail)
-        if self.advice:
-            err.hint = self.advice
+        row = failures.find("kernel-feature", feature=self.name)
+        if row is not None and row.fix:
+            err.hint = row.fix
         err.feature_name = self.name
         return err
 
@@ -95,6 +97,12 @@ FEATURES = {f.name: f for f in (
     Feature("btf", "kernel BTF (/sys/kernel/btf/vmlinux)", "5.4", "/sys/kernel/btf/vmlinux exists",
             "btf", "a kernel with CONFIG_DEBUG_INFO_BTF=y (verifier logs lose some detail without)"),
 )}
+
+# what to do without each feature: failure rows (kind 'kernel-feature'), like every
+# other piece of failure knowledge (xdplab.failures)
+failures.register(*(failures.Row(f"needs-{f.name}", f"{f.title} missing", kind="kernel-feature",
+                                 what=f"{f.title} needs Linux >= {f.min_kernel}", fix=f.advice,
+                                 when={"feature": f.name}) for f in FEATURES.values()))
 
 _cache: dict[str, str | None] = {}
 

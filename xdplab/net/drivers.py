@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html import escape
 
-from .. import kernel
+from .. import failures, kernel
 from ..errors import NotSupported, XDPLabError
 from .topology import Host
 from .topology import NETNS_DIR
@@ -79,6 +79,17 @@ XSK_FLAGS = (
     Flag("tx-launch-time-fifo", 4, "AF_XDP TX metadata: launch time (FIFO mode)"),
 )
 ALL_FLAGS = {f.name: f for f in XDP_FLAGS + RX_METADATA_FLAGS + XSK_FLAGS}
+# what to do when a device lacks a flag: failure rows (kind 'driver-feature'), as every other
+# piece of failure knowledge (xdplab.failures)
+failures.register(*(failures.Row(f"no-{f.name}", f"no {f.name}", kind="driver-feature", what=f.meaning,
+                                 fix=f.if_missing, when={"flag": f.name})
+                    for f in XDP_FLAGS + RX_METADATA_FLAGS + XSK_FLAGS if f.if_missing))
+
+
+def if_missing(name: str) -> str:
+    """What to do on a device without flag ``name`` (its 'driver-feature' failure row)."""
+    row = failures.find("driver-feature", flag=name)
+    return row.fix if row else ""
 
 
 def _names(bits: int | None, flags) -> frozenset | None:
@@ -322,7 +333,7 @@ class FeatureTable:
             for f in XDP_FLAGS:
                 v = r.has(f.name)
                 tip = (f"{f.name}: {f.meaning}" if v else
-                       f"{f.name} missing: {f.if_missing}" if v is False else r.error)
+                       f"{f.name} missing: {if_missing(f.name)}" if v is False else r.error)
                 cells.append(self._cell(v, tip, prev is not None and prev.has(f.name) != v))
             progs = ", ".join(f"{m} #{p}" for m, p in r.programs.items()) or "-"
             err = f'<br><small style="color:#9a6700">{escape(r.error)}</small>' if r.error else ""
@@ -348,7 +359,7 @@ def _join(names) -> str:
 
 def legend_html() -> str:
     rows = "".join(f"<tr><td><code>{f.name}</code></td><td>{escape(f.meaning)}</td>"
-                   f"<td>{escape(f.if_missing)}</td></tr>" for f in XDP_FLAGS + RX_METADATA_FLAGS)
+                   f"<td>{escape(if_missing(f.name))}</td></tr>" for f in XDP_FLAGS + RX_METADATA_FLAGS)
     return ("<details><summary>what the features mean, and what to do without one</summary>"
             f"<table><tr><th>feature</th><th>meaning</th><th>when missing</th></tr>{rows}"
             "</table></details>")
@@ -358,7 +369,7 @@ def legend():
     """The feature legend as a DataFrame (name, bit, meaning, when missing)."""
     import pandas as pd
     return pd.DataFrame([{"feature": f.name, "bit": f.bit, "meaning": f.meaning,
-                          "when missing": f.if_missing} for f in XDP_FLAGS + RX_METADATA_FLAGS
+                          "when missing": if_missing(f.name)} for f in XDP_FLAGS + RX_METADATA_FLAGS
                          + XSK_FLAGS]).set_index("feature")
 
 

@@ -16,29 +16,18 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
 from html import escape
 
-from .. import kernel
+from .. import failures, kernel
 from ..display import in_notebook as _in_notebook
 from ..errors import CompileError, VerifierError
+from ..failures import Row
 from .compile import capture_stderr as _capture_stderr, cflags as _cflags
 
 
-@dataclass(frozen=True)
-class Explanation:
-    key: str
-    title: str
-    pattern: str           # matched against the verifier's (or clang's) message
-    what: str              # what went wrong, in plain words
-    fix: str               # the usual fix
-    log_pattern: str = ""  # and (optionally) against the whole log: context-dependent causes
-
-    def matches(self, message: str, log: str = "") -> bool:
-        return (re.search(self.pattern, message) is not None
-                and (not self.log_pattern or re.search(self.log_pattern, log) is not None))
-
-
+#: an explanation is a failure row (xdplab.failures): key, title, pattern on the verifier's
+#: (or clang's) message, what went wrong, the usual fix, optionally a pattern on the whole log
+Explanation = Row
 E = Explanation
 EXPLANATIONS = [
     E("stale-pkt-pointer", "packet pointer used after the packet changed",
@@ -137,18 +126,19 @@ COMPILE_HINTS = [
     (r"incompatible (pointer|integer) types?", "cast explicitly, e.g. `(void *)(long)ctx->data`"),
 ]
 COMPILE = E("compile", "C compile error", r".", "clang could not compile the program.",
-            "Fix the C error at the marked line.")
+            "Fix the C error at the marked line.", kind="compile")
+failures.register(*EXPLANATIONS, COMPILE,
+                  *(Row(f"compile-hint-{i}", "clang diagnostic hint", pat, fix=hint, kind="compile-hint")
+                    for i, (pat, hint) in enumerate(COMPILE_HINTS)))
 
 
 def explain(message: str, log: str = "") -> Explanation | None:
-    for e in EXPLANATIONS:
-        if e.matches(message, log):
-            return e
-    return None
+    """The verifier row (xdplab.failures, kind 'verifier') that matches."""
+    return failures.find("verifier", message, log)
 
 
 def by_key(key: str) -> Explanation | None:
-    return next((e for e in [*EXPLANATIONS, COMPILE] if e.key == key), None)
+    return failures.by_key(key, "verifier") or failures.by_key(key, "compile")
 
 
 # --- the verifier's message and the instruction it stopped at -------------------------

@@ -20,25 +20,17 @@ from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
 
-from .. import kernel
-from .. import paths
+from .. import failures, kernel, paths
 from ..errors import AttachError, Closable, CompileError, CountersUnavailable, XDPLabError, needs_open
-from . import bcccompat
-from . import capture
-from . import dialects
-from . import explain
-from . import printk
-from . import safecompile
-from .bcccompat import CountingWarning
+from ..failures import Row
+from . import capture, dialects, explain, printk, safecompile
+from .bcccompat import (CountingWarning, ctx_types, entry_pattern, include_flags, origin_dir,
+                        prelude_defines, split_cflags)
 from .compile import INCLUDE_DIR, PRELUDE, capture_stderr as _capture_stderr, cflags as _cflags
+from .dialects import detect
 from .live import LivePlot
 from .maps import Counters, Maps
 from .prog_run import run as _run
-from .bcccompat import include_flags, split_cflags
-from .dialects import detect
-from .bcccompat import ctx_types, entry_pattern
-from .bcccompat import prelude_defines
-from .bcccompat import include_flags, origin_dir
 
 ACTIONS = kernel.ACTIONS          # enum xdp_action (kernel.abi)
 MODES = {"native": "native", "drv": "native", "driver": "native",
@@ -550,14 +542,22 @@ def _take_off(dev: str, ifindex: int, present: dict) -> None:
             kernel.netlink_detach_xdp(dev, mode)
 
 
+#: why the kernel refused BPF_LINK_CREATE for XDP, by errno and mode (failures, kind 'attach')
+ATTACH_HINTS = failures.register(
+    Row("mode-mix", "native and generic on one device", kind="attach",
+        when={"errno": (errno.EEXIST, errno.EBUSY)},
+        fix="another program is attached in the other mode; detach it first (native and generic cannot mix)"),
+    Row("no-native-xdp", "the driver has no native XDP", kind="attach",
+        when={"errno": errno.EOPNOTSUPP, "mode": "native"},
+        fix="this driver has no native XDP: use mode='generic'"),
+    Row("mtu-multibuf", "program vs the device's MTU", kind="attach", when={"errno": errno.EINVAL},
+        fix="the program may be too large for this device's MTU/multi-buffer settings"),
+)
+
+
 def _attach_hint(e: OSError, mode: str) -> str:
-    if e.errno == errno.EEXIST or e.errno == errno.EBUSY:
-        return "another program is attached in the other mode; detach it first (native and generic cannot mix)"
-    if e.errno == errno.EOPNOTSUPP:
-        return "this driver has no native XDP: use mode='generic'" if mode == "native" else ""
-    if e.errno == errno.EINVAL:
-        return "the program may be too large for this device's MTU/multi-buffer settings"
-    return ""
+    row = failures.find("attach", errno=e.errno, mode=mode)
+    return row.fix if row else ""
 
 
 def detach_all() -> None:

@@ -17,14 +17,15 @@ Which exist and which fields they carry differ between kernels (6.1 still has
 from __future__ import annotations
 
 import collections
-import errno as _errno
+import errno
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import kernel
+from .. import failures, kernel
+from ..failures import Row
 from ..kernel import features
 from ..programs.compile import capture_stderr
 from ..errors import NotSupported
@@ -140,7 +141,7 @@ class _Event(_ct.Structure):
 def errno_name(err: int) -> str:
     if not err:
         return ""
-    return _errno.errorcode.get(abs(err), str(err))
+    return errno.errorcode.get(abs(err), str(err))
 
 
 def ifname(ifindex: int) -> str:
@@ -173,60 +174,89 @@ class Loss:
         return reason(self.tracepoint, self.action, self.err, self.ifindex, self.to)
 
 
+_FLUSH = frozenset({"xdp_bulk_tx", "xdp_devmap_xmit"})
+_REDIRECT_ERR = frozenset({"xdp_redirect_err", "xdp_redirect_map_err"})
+_PEER_FIX = ("Attach an XDP program (XDP_PASS is enough) to the peer inside the namespace "
+             "(xdplab.net.redirect.ensure_peer_program(host)).")
+
+#: why a frame was lost, by tracepoint, action, errno (positive) and the target's link kind;
+#: the first matching row wins (failures.find("drop", ...)); ``what`` may use {dev},
+#: {target}, {what} (XDP_TX/XDP_REDIRECT), {action}, {errname}, {to}
+DROP_CAUSES = failures.register(
+    Row("aborted", "XDP_ABORTED", kind="drop", when={"tp": "xdp_exception", "action": "ABORTED"},
+        what="the program returned XDP_ABORTED (explicitly, or through bpf_redirect_map() missing its "
+             "map entry with flags 0: the helper then returns XDP_ABORTED); the frame is dropped"),
+    Row("driver-action-failed", "the driver could not carry out the action", kind="drop",
+        when={"tp": "xdp_exception", "action": ("TX", "REDIRECT")},
+        what="the driver of {dev} could not carry out XDP_{action} (e.g. no room to convert the buffer to a frame)"),
+    Row("invalid-action", "an unknown action", kind="drop", when={"tp": "xdp_exception"},
+        what="the program returned an invalid action ({action}): treated as XDP_ABORTED"),
+    Row("veth-peer-no-xdp", "XDP_TX/redirect into a veth whose peer has no XDP program", kind="drop",
+        when={"tp": _FLUSH, "errno": errno.ENXIO, "target_kind": "veth"},
+        what="{what} into veth {target}: its peer has no XDP program, so the peer has no XDP receive "
+             "ring (NAPI) and veth_xdp_xmit() frees the frames (-ENXIO). " + _PEER_FIX,
+        fix="redirect.ensure_peer_program(host)"),
+    Row("no-xdp-ring", "the target has no XDP ring", kind="drop", when={"tp": _FLUSH, "errno": errno.ENXIO},
+        what="{what} into {target}: the device cannot take XDP frames now (-ENXIO: no XDP ring/peer)"),
+    Row("target-down", "the target is down", kind="drop", when={"tp": _FLUSH, "errno": errno.ENETDOWN},
+        what="{what} into {target}: the device (or its veth peer) is down (-ENETDOWN)"),
+    Row("no-ndo-xdp-xmit", "the target driver cannot transmit XDP frames", kind="drop",
+        when={"tp": _FLUSH, "errno": errno.EOPNOTSUPP},
+        what="{what} into {target}: the driver has no ndo_xdp_xmit (-EOPNOTSUPP)"),
+    Row("tx-ring-full", "the target's XDP TX ring is full", kind="drop", when={"tp": _FLUSH, "errno": errno.ENOSPC},
+        what="{what} into {target}: its XDP TX ring is full (-ENOSPC)"),
+    Row("flush-failed", "flushing to the target failed", kind="drop", when={"tp": _FLUSH, "errno": failures.nonzero},
+        what="{what} into {target} failed: -{errname}"),
+    Row("flush-short", "the transmit queue took fewer frames", kind="drop", when={"tp": _FLUSH},
+        what="the device's transmit queue took fewer frames than were flushed (ring full)"),
+    Row("redirect-veth-peer", "XDP_REDIRECT into a veth whose peer has no XDP program", kind="drop",
+        when={"tp": _REDIRECT_ERR, "errno": errno.EOPNOTSUPP, "to": failures.nonzero, "target_kind": "veth"},
+        what="XDP_REDIRECT into veth {target}: a veth accepts XDP frames (advertises "
+             "NETDEV_XDP_ACT_NDO_XMIT) only while its peer has an XDP program (or GRO); this peer has "
+             "none, so the redirect is refused (-EOPNOTSUPP) and the frame dropped. " + _PEER_FIX,
+        fix="redirect.ensure_peer_program(host)"),
+    Row("redirect-target-down", "redirect target down", kind="drop",
+        when={"tp": _REDIRECT_ERR, "errno": errno.ENETDOWN},
+        what="XDP_REDIRECT to {target}: the target is down (-ENETDOWN)"),
+    Row("redirect-no-ndo-xdp-xmit", "redirect target cannot transmit XDP frames", kind="drop",
+        when={"tp": _REDIRECT_ERR, "errno": errno.EOPNOTSUPP},
+        what="XDP_REDIRECT to {target}: the target driver has no ndo_xdp_xmit (-EOPNOTSUPP)"),
+    Row("redirect-mtu", "frame larger than the target's MTU", kind="drop",
+        when={"tp": _REDIRECT_ERR, "errno": errno.EMSGSIZE},
+        what="XDP_REDIRECT to {target}: the frame exceeds the target's MTU (-EMSGSIZE)"),
+    Row("redirect-einval", "redirect to nowhere", kind="drop", when={"tp": _REDIRECT_ERR, "errno": errno.EINVAL},
+        what="XDP_REDIRECT to an ifindex that does not exist, or no bpf_redirect*() call before "
+             "returning XDP_REDIRECT (-EINVAL)"),
+    Row("redirect-empty-entry", "redirect through an empty map entry", kind="drop",
+        when={"tp": _REDIRECT_ERR, "errno": errno.ENOENT},
+        what="XDP_REDIRECT through a map entry that is empty (-ENOENT)"),
+    Row("redirect-xsk-full", "AF_XDP ring full", kind="drop", when={"tp": _REDIRECT_ERR, "errno": errno.EBUSY},
+        what="XDP_REDIRECT into an AF_XDP socket whose ring is full (-EBUSY)"),
+    Row("redirect-enobufs", "no room in the target queue", kind="drop",
+        when={"tp": _REDIRECT_ERR, "errno": errno.ENOBUFS},
+        what="XDP_REDIRECT: no room in the target's queue (-ENOBUFS)"),
+    Row("redirect-refused", "redirect refused", kind="drop", when={"tp": _REDIRECT_ERR},
+        what="XDP_REDIRECT refused: -{errname}"),
+    Row("cpumap-queue-full", "cpumap queue full", kind="drop", when={"tp": "xdp_cpumap_enqueue"},
+        what="cpumap: CPU {to}'s queue was full, frames dropped before the remote CPU saw them"),
+    Row("cpumap-kthread", "dropped on the remote CPU", kind="drop", when={"tp": "xdp_cpumap_kthread"},
+        what="cpumap kthread: frames dropped on the remote CPU (its program or skb allocation)"),
+)
+
+
 def reason(tp: str, action: str, err: int, ifindex: int, to: int) -> str:
-    """The cause of a loss, in the words of the kernel code that reported it."""
+    """The cause of a loss, in the words of the kernel code that reported it (the first
+    matching row of ``DROP_CAUSES``)."""
     e = abs(err)
     dev = ifname(ifindex)
-    if tp == "xdp_exception":
-        if action == "ABORTED":
-            return ("the program returned XDP_ABORTED (explicitly, or through bpf_redirect_map() "
-                    "missing its map entry with flags 0: the helper then returns XDP_ABORTED); "
-                    "the frame is dropped")
-        if action in ("TX", "REDIRECT"):
-            return f"the driver of {dev} could not carry out XDP_{action} (e.g. no room to convert the buffer to a frame)"
-        return f"the program returned an invalid action ({action}): treated as XDP_ABORTED"
-    if tp in ("xdp_bulk_tx", "xdp_devmap_xmit") and e:
-        target = dev if tp == "xdp_bulk_tx" else ifname(to)
-        what = "XDP_TX" if tp == "xdp_bulk_tx" else "XDP_REDIRECT"
-        kind = (kernel.link_details(target) or {}).get("kind") if target else None
-        if e == _errno.ENXIO and kind == "veth":
-            return (f"{what} into veth {target}: its peer has no XDP program, so the peer has no "
-                    "XDP receive ring (NAPI) and veth_xdp_xmit() frees the frames (-ENXIO). Attach "
-                    "an XDP program (XDP_PASS is enough) to the peer inside the namespace "
-                    "(xdplab.redirect.ensure_peer_program(host)).")
-        if e == _errno.ENXIO:
-            return f"{what} into {target}: the device cannot take XDP frames now (-ENXIO: no XDP ring/peer)"
-        if e == _errno.ENETDOWN:
-            return f"{what} into {target}: the device (or its veth peer) is down (-ENETDOWN)"
-        if e == _errno.EOPNOTSUPP:
-            return f"{what} into {target}: the driver has no ndo_xdp_xmit (-EOPNOTSUPP)"
-        if e == _errno.ENOSPC:
-            return f"{what} into {target}: its XDP TX ring is full (-ENOSPC)"
-        return f"{what} into {target} failed: -{errno_name(err)}"
-    if tp in ("xdp_bulk_tx", "xdp_devmap_xmit"):
-        return "the device's transmit queue took fewer frames than were flushed (ring full)"
-    if tp in ("xdp_redirect_err", "xdp_redirect_map_err"):
-        target = ifname(to) if to else "the target"
-        if e == _errno.EOPNOTSUPP and to and (kernel.link_details(target) or {}).get("kind") == "veth":
-            return (f"XDP_REDIRECT into veth {target}: a veth accepts XDP frames (advertises "
-                    "NETDEV_XDP_ACT_NDO_XMIT) only while its peer has an XDP program (or GRO); "
-                    "this peer has none, so the redirect is refused (-EOPNOTSUPP) and the frame "
-                    "dropped. Attach an XDP program (XDP_PASS) to the peer inside the namespace "
-                    "(xdplab.redirect.ensure_peer_program(host)).")
-        return {
-            _errno.ENETDOWN: f"XDP_REDIRECT to {target}: the target is down (-ENETDOWN)",
-            _errno.EOPNOTSUPP: f"XDP_REDIRECT to {target}: the target driver has no ndo_xdp_xmit (-EOPNOTSUPP)",
-            _errno.EMSGSIZE: f"XDP_REDIRECT to {target}: the frame exceeds the target's MTU (-EMSGSIZE)",
-            _errno.EINVAL: "XDP_REDIRECT to an ifindex that does not exist, or no bpf_redirect*() "
-                           "call before returning XDP_REDIRECT (-EINVAL)",
-            _errno.ENOENT: "XDP_REDIRECT through a map entry that is empty (-ENOENT)",
-            _errno.EBUSY: "XDP_REDIRECT into an AF_XDP socket whose ring is full (-EBUSY)",
-            _errno.ENOBUFS: "XDP_REDIRECT: no room in the target's queue (-ENOBUFS)",
-        }.get(e, f"XDP_REDIRECT refused: -{errno_name(err)}")
-    if tp == "xdp_cpumap_enqueue":
-        return f"cpumap: CPU {to}'s queue was full, frames dropped before the remote CPU saw them"
-    if tp == "xdp_cpumap_kthread":
-        return "cpumap kthread: frames dropped on the remote CPU (its program or skb allocation)"
+    target = (dev if tp == "xdp_bulk_tx" else ifname(to)) if tp in _FLUSH else (ifname(to) if to else "the target")
+    facts = {"tp": tp, "action": action, "errno": e, "to": to, "dev": dev, "target": target,
+             "what": "XDP_TX" if tp == "xdp_bulk_tx" else "XDP_REDIRECT", "errname": errno_name(err)}
+    if e in (errno.ENXIO, errno.EOPNOTSUPP) and target and target != "the target":
+        facts["target_kind"] = (kernel.link_details(target) or {}).get("kind")
+    row = failures.find("drop", **facts)
+    if row is not None:
+        return row.explain(**facts)
     return f"{tp}: -{errno_name(err)}" if err else tp
 
 
