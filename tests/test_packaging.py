@@ -2,6 +2,7 @@
 BCC is in none of them (it comes from the OS packages, see environment.yml)."""
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -87,3 +88,81 @@ def test_requirements_really_installed():
         if v not in SpecifierSet(spec):
             bad.append(f"{name} {v} not {spec}")
     assert not bad, "; ".join(bad)
+
+
+# --- a non-editable install, outside the checkout ------------------------------------------
+
+INSTALLED_CHECK = r'''
+import os, sys, xdplab
+from xdplab import paths
+assert "site-packages" in xdplab.__file__, xdplab.__file__
+assert paths.CHECKOUT is None and paths.INCLUDE_DIR.joinpath("xdplab.h").is_file()
+assert paths.program("policer.c").is_file() and paths.program("fib_router.c").is_file()
+import xdplab.labs, xdplab.dev.smoke, xdplab.ui.cli          # every subpackage is there
+from xdplab.labs import grading
+grading.discover()
+assert {"01", "05", "11"} <= set(grading.EXERCISES), sorted(grading.EXERCISES)
+from xdplab.labs import lab07_drivers                # lab 07's grader lives with its lab
+from xdplab.net.topology import Topology
+t = None
+for net in range(180, 190):                 # a test subnet no live topology holds
+    try:
+        t = Topology(prefix=f"xp{os.getpid() % 1000}-", net=net).up()
+        break
+    except xdplab.TopologyError as e:
+        if "already in use" not in str(e):
+            raise
+try:
+    prog = xdplab.load("int xdp_drop_icmp(struct xdp_md *ctx) {\n"
+                       "    void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;\n"
+                       "    struct ethhdr *eth = data; struct iphdr *ip = data + sizeof(*eth);\n"
+                       "    if ((void *)(ip + 1) > end) return XDP_PASS;\n"
+                       "    return ip->protocol == IPPROTO_ICMP ? XDP_DROP : XDP_PASS;\n}\n")
+    prog.attach(t["h1"])
+    assert t["h1"].ping(t["h1"].gw4, count=2, interval=0.1) == 0
+    assert prog.counters()["DROP"] >= 2, prog.counters()
+    from xdplab.tools import qos
+    qos.load_policer(rate="10mbit").close()   # a program the library ships as package data
+    prog.close()
+    print("installed xdplab compiled, loaded, attached and dropped:", prog.id)
+finally:
+    xdplab.detach_all()
+    t.down()
+'''
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_pip_install_outside_the_checkout_compiles_loads_and_attaches(tmp_path):
+    """`pip install .` (not editable) into a fresh venv (--system-site-packages: BCC is the
+    OS's python3-bpfcc), used from outside the checkout: the headers and the library's own
+    programs are package data, so it compiles, loads and attaches. The lab's dependencies
+    come from the lab venv (a .pth file): what is tested is xdplab's packaging, without a
+    download of jupyterlab & co."""
+    import subprocess
+    import sysconfig
+    venv = tmp_path / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (Path(site) / "xdplab-lab-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    build = tmp_path / "src"                     # pip builds from a copy: the checkout stays clean
+    import shutil
+    top_only = {".git", "build", "labs", "tests", "benchmarks", "bpf"}    # lab material stays behind
+
+    def ignore(d, names):
+        skip = {n for n in names if n in ("__pycache__", ".pytest_cache") or n.endswith(".egg-info")}
+        return skip | (top_only & set(names) if Path(d) == ROOT else set())
+    shutil.copytree(ROOT, build, ignore=ignore)
+    r = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                        str(build)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([str(py), "-c", INSTALLED_CHECK], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=240)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "dropped" in r.stdout
+    r = subprocess.run([str(venv / "bin" / "xdplab"), "check", "--list"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "11" in r.stdout, r.stdout + r.stderr
