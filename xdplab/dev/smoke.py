@@ -136,8 +136,10 @@ class Target:
 
     @property
     def driver(self) -> str:
-        m = re.search(r"^driver: (\S+)", _run(["ethtool", "-i", self.dev]), re.M)
-        return m[1] if m else "?"
+        try:
+            return kernel.ethtool_drvinfo(self.dev)["driver"] or "?"
+        except OSError:
+            return "?"
 
     def ping(self, count: int = PINGS) -> int:
         """Replies received for ``count`` pings; the traffic crosses ``dev``'s RX path."""
@@ -159,8 +161,10 @@ def _run(cmd) -> str:
 
 
 def ethtool_stats(dev: str) -> dict[str, int]:
-    out = _run(["ethtool", "-S", dev])
-    return {k.strip(): int(v) for k, v in re.findall(r"^\s*([\w.-]+):\s+(\d+)$", out, re.M)}
+    try:
+        return kernel.ethtool_stats(dev)
+    except OSError:
+        return {}
 
 
 def xdp_tx_stats(dev: str) -> tuple[int, int]:

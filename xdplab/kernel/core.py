@@ -636,6 +636,46 @@ def ethtool_channels(ifname: str) -> dict | None:
     return dict(zip(keys, struct.unpack_from("=8I", buf, 4)))
 
 
+ETHTOOL_GSTRINGS, ETHTOOL_GSTATS, ETHTOOL_GSSET_INFO, ETHTOOL_GFEATURES = 0x1b, 0x1d, 0x37, 0x3a
+ETH_SS_STATS, ETH_SS_FEATURES = 1, 4
+ETH_GSTRING_LEN = 32
+
+
+def _ethtool_strings(ifname: str, string_set: int) -> list[str]:
+    """The names of an ethtool string set (ETHTOOL_GSSET_INFO + ETHTOOL_GSTRINGS)."""
+    info = ctypes.create_string_buffer(20)
+    struct.pack_into("=IIQ", info, 0, ETHTOOL_GSSET_INFO, 0, 1 << string_set)
+    _ethtool(ifname, info)
+    mask, n = struct.unpack_from("=QI", info, 8)
+    if not mask:
+        return []
+    buf = ctypes.create_string_buffer(12 + n * ETH_GSTRING_LEN)
+    struct.pack_into("=III", buf, 0, ETHTOOL_GSTRINGS, string_set, n)
+    _ethtool(ifname, buf)
+    return [bytes(buf[12 + i * ETH_GSTRING_LEN:12 + (i + 1) * ETH_GSTRING_LEN]).split(b"\0", 1)[0].decode()
+            for i in range(n)]
+
+
+def ethtool_stats(ifname: str) -> dict[str, int]:
+    """The driver's statistics (``ethtool -S``) of ``ifname`` in the calling thread's netns."""
+    names = _ethtool_strings(ifname, ETH_SS_STATS)
+    buf = ctypes.create_string_buffer(8 + 8 * len(names))
+    struct.pack_into("=II", buf, 0, ETHTOOL_GSTATS, len(names))
+    _ethtool(ifname, buf)
+    return dict(zip(names, struct.unpack_from(f"={len(names)}Q", buf, 8)))
+
+
+def ethtool_features(ifname: str) -> dict[str, bool]:
+    """Offload features (``ethtool -k``): name -> active, calling thread's netns."""
+    names = _ethtool_strings(ifname, ETH_SS_FEATURES)
+    blocks = (len(names) + 31) // 32
+    buf = ctypes.create_string_buffer(8 + 16 * blocks)
+    struct.pack_into("=II", buf, 0, ETHTOOL_GFEATURES, blocks)
+    _ethtool(ifname, buf)
+    active = [struct.unpack_from("=I", buf, 8 + 16 * b + 8)[0] for b in range(blocks)]
+    return {n: bool(active[i // 32] >> (i % 32) & 1) for i, n in enumerate(names) if n}
+
+
 def tuntap_add(name: str, mode: str = "tap") -> int:
     """A persistent tun or tap device (pyroute2 does TUNSETIFF + TUNSETPERSIST); its ifindex."""
     with ipr() as ip:

@@ -2,6 +2,9 @@
 target need a program of its own, given two devices' XDP features."""
 from __future__ import annotations
 
+import re
+
+from .. import kernel
 from ..net.drivers import Features
 from .grading import Checker, Report
 
@@ -41,3 +44,42 @@ def check_plan(plan):
             got = f"{type(e).__name__}: {e}"
         c.that(what, want, got, kind="plan")
     return report
+
+
+# --- helpers of the notebook's virtio_net part (the VM's lab NIC) ------------------------
+
+#: ethtool -k's names for features the kernel calls otherwise
+_OFFLOAD_ALIASES = {"rx-checksumming": "rx-checksum", "generic-receive-offload": "rx-gro"}
+
+
+def virtio_lab_nic() -> str | None:
+    """A virtio_net interface that does not carry the default route (never eth0 of a VM)."""
+    busy = kernel.default_route_ifnames()
+    for dev in kernel.netlink.link_names():
+        if dev in busy:
+            continue
+        try:
+            if kernel.ethtool_drvinfo(dev)["driver"] == "virtio_net":
+                return dev
+        except OSError:
+            continue
+    return None
+
+
+def channels(dev: str) -> tuple[int, int]:
+    """(maximum, current) combined queue pairs (``ethtool -l``)."""
+    ch = kernel.ethtool_channels(dev) or {}
+    return ch.get("max_combined", 0), ch.get("combined", 0)
+
+
+def offloads(dev: str, names=("rx-gro-hw", "rx-checksumming", "generic-receive-offload")) -> dict:
+    """Offload features as ``ethtool -k`` shows them: {name: 'on'|'off'}."""
+    active = kernel.ethtool_features(dev)
+    return {n: "on" if active.get(_OFFLOAD_ALIASES.get(n, n)) else "off" for n in names}
+
+
+def xdp_tx_queues(dev: str) -> list[int]:
+    """TX queues the driver lists in its statistics right now (virtio_net lists the XDP ones
+    only while a program is attached)."""
+    return sorted({int(m[1]) for k in kernel.ethtool_stats(dev)
+                   if (m := re.match(r"tx_?(?:queue_)?(\d+)_", k))})

@@ -488,19 +488,10 @@ class Generator:
     def xmit_errors(self) -> int | None:
         """Frames the output device refused so far (veth: ``tx_queue_*_xdp_xmit_errors``)."""
         try:
-            fd = os.open(f"/run/netns/{self.netns}", os.O_RDONLY) if self.netns else None
-        except FileNotFoundError:            # the namespace went away
+            stats = kernel.run_in_netns(self.netns, kernel.ethtool_stats, self.out)
+        except OSError:                      # the namespace or the device went away
             return None
-        try:
-            r = subprocess.run(["ethtool", "-S", self.out], capture_output=True, text=True,
-                               preexec_fn=(lambda: kernel.setns(fd)) if fd is not None else None,
-                               pass_fds=(fd,) if fd is not None else ())
-        except OSError:
-            return None
-        finally:
-            if fd is not None:
-                os.close(fd)
-        vals = [int(v) for k, v in re.findall(r"(\S+): (\d+)", r.stdout) if k.endswith("xdp_xmit_errors")]
+        vals = [v for k, v in stats.items() if k.endswith("xdp_xmit_errors")]
         return sum(vals) if vals else None
 
     def _seed(self, cpu_ids) -> None:
