@@ -112,18 +112,25 @@ def link_info(link_fd: int) -> dict:
     return {"type": ltype, "id": lid, "prog_id": prog_id, "ifindex": ifindex}
 
 
-def xdp_link_ids(ifindex: int) -> list[int]:
-    """IDs of the XDP bpf_links (of any process) attached to ``ifindex``."""
-    found, start = [], 0
+def _ids(cmd: int, name: str):
+    """Walk BPF_{PROG,LINK,MAP}_GET_NEXT_ID: every id of that kind, in order."""
+    start = 0
     while True:
         attr = _attr("=II", start, 0)
         try:
-            bpf(BPF_LINK_GET_NEXT_ID, attr, "LINK_GET_NEXT_ID")
+            bpf(cmd, attr, name)
         except BPFError as e:
             if e.errno == errno.ENOENT:
-                return found
+                return
             raise
         start = struct.unpack_from("=I", attr, 4)[0]
+        yield start
+
+
+def xdp_link_ids(ifindex: int) -> list[int]:
+    """IDs of the XDP bpf_links (of any process) attached to ``ifindex``."""
+    found = []
+    for start in _ids(BPF_LINK_GET_NEXT_ID, "LINK_GET_NEXT_ID"):
         try:
             fd = bpf(BPF_LINK_GET_FD_BY_ID, _attr("=I", start), "LINK_GET_FD_BY_ID")
         except BPFError:
@@ -134,6 +141,7 @@ def xdp_link_ids(ifindex: int) -> list[int]:
             os.close(fd)
         if info["type"] == BPF_LINK_TYPE_XDP and info["ifindex"] == ifindex:
             found.append(info["id"])
+    return found
 
 
 def link_fd_by_id(link_id: int) -> int:
@@ -153,17 +161,7 @@ def prog_info(prog_fd: int) -> dict:
 
 def prog_ids() -> list[int]:
     """IDs of every loaded BPF program (BPF_PROG_GET_NEXT_ID walk)."""
-    ids, start = [], 0
-    while True:
-        attr = _attr("=II", start, 0)
-        try:
-            bpf(BPF_PROG_GET_NEXT_ID, attr, "PROG_GET_NEXT_ID")
-        except BPFError as e:
-            if e.errno == errno.ENOENT:
-                return ids
-            raise
-        start = struct.unpack_from("=I", attr, 4)[0]
-        ids.append(start)
+    return list(_ids(BPF_PROG_GET_NEXT_ID, "PROG_GET_NEXT_ID"))
 
 
 def prog_info_by_id(prog_id: int) -> dict | None:
