@@ -16,13 +16,13 @@ import shlex
 
 from IPython.core.magic import Magics, cell_magic, magics_class
 
-from .errors import UsageError, XDPLabError
+from .errors import XDPLabError
 from .program import Program
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise UsageError(f"%%xdp: {message}", hint=self.format_usage().strip())
+        raise XDPLabError(f"%%xdp: {message}", hint=self.format_usage().strip())
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,6 +58,7 @@ def _join_cflags(words: list[str]) -> list[str]:
     return out
 
 
+
 def resolve_dev(dev: str) -> str:
     """An interface name, or a lab host's name mapped to its root-side interface."""
     from . import _kernel
@@ -70,38 +71,16 @@ def resolve_dev(dev: str) -> str:
     return dev            # attach() reports the unknown interface
 
 
-def parse_options(line: str) -> argparse.Namespace:
-    """The ``%%xdp`` line's options; a malformed line is a ``UsageError``."""
-    try:
-        words = shlex.split(line)
-    except ValueError as e:               # shlex: "No closing quotation" / "No escaped character"
-        raise UsageError(f"%%xdp options {line.strip()!r}: {str(e).lower()}",
-                         hint="close the quote: --capture 'udp port 53'") from None
-    return parser().parse_args(_join_cflags(words))
-
-
-def check_func(spec: Program) -> None:
-    """``--func NAME`` must name a function of the cell (a UsageError listing them, not a
-    verifier error from the load)."""
-    import re
-    if spec.func and spec.detected().dialect == "bcc" and not re.search(rf"\b{re.escape(spec.func)}\s*\(", spec.source):
-        funcs = spec.xdp_functions()
-        raise UsageError(f"%%xdp --func {spec.func}: the cell has no function {spec.func!r}",
-                         hint=f"XDP functions in the cell: {', '.join(funcs)}" if funcs
-                         else "the cell defines no `int f(struct xdp_md *ctx)` function")
-
-
 @magics_class
 class XDPMagics(Magics):
     @cell_magic
     def xdp(self, line: str, cell: str):
-        args = parse_options(line)
+        args = parser().parse_args(_join_cflags(shlex.split(line)))
         spec = Program(cell, func=args.func, count=args.count, origin="cell", capture=args.capture,
                        header_lines=(f"%%xdp {line}",), dialect=args.dialect,
                        cflags=args.cflags, include_dirs=tuple(args.include_dirs))
         found = spec.detected()                # say which compiler/loader, and why
         print(f"xdplab: {found.dialect} dialect ({found.reason})")
-        check_func(spec)
         name = args.name or spec.entry
         ns = self.shell.user_ns
         old = ns.get(name)
@@ -115,17 +94,12 @@ class XDPMagics(Magics):
                 prog.close()
                 raise XDPLabError("%%xdp: which interface? add --dev IFACE (or a lab host: --dev h1)",
                                   hint="or --no-attach to only compile and load")
-            links_before = _links_now()
             try:
-                link = prog.attach(resolve_dev(args.dev), args.mode, replace=args.replace, force=args.force)
+                prog.attach(resolve_dev(args.dev), args.mode, replace=args.replace, force=args.force)
             except XDPLabError:
                 prog.close()
                 raise
         ns[name] = prog
-        from IPython.display import display
-        from .cellcard import Card       # what happened, in one line (issue 14)
-        display(Card.of(prog, name, link if args.attach else None,
-                        links_before.get(link.id) if args.attach else None))
         from .program import XDPProgram
         if isinstance(old, XDPProgram) and old is not prog and not old.links:
             old.close()           # its link (if any) now holds the new program
@@ -136,12 +110,6 @@ class XDPMagics(Magics):
             from IPython.display import display
             display(prog.plot())
         return None
-
-
-def _links_now() -> dict:
-    """This process's XDP links: id -> 'program (id N)' (to tell a swap from a new link)."""
-    from .program import _LINKS
-    return {l.id: f"{l.program.name} (id {l.program.id})" for l in list(_LINKS.values()) if l.attached}
 
 
 def _show(e: XDPLabError) -> None:
