@@ -160,6 +160,10 @@ def test_tail_call_through_the_objects_prog_array(topo):
     before = u64(prog, "tail_hits", 1)
     assert prog.run(IP(dst="10.0.0.1") / UDP(dport=9)).action == "XDP_PASS"
     assert u64(prog, "tail_hits", 1) == before + 1    # no program for UDP: fell through
+    prog["jmp_table"][17] = prog.program("xdp_icmp")  # filled from Python, as loaders do
+    assert prog.run(IP(dst="10.0.0.1") / UDP(dport=9)).action == "XDP_DROP"
+    del prog["jmp_table"][17]
+    assert prog.run(IP(dst="10.0.0.1") / UDP(dport=9)).action == "XDP_PASS"
     prog.close()
 
 

@@ -410,11 +410,16 @@ def _next_key(fd: int, key: bytes | None, size: int) -> bytes | None:
 class Maps(Mapping):
     """The maps of an object, by name (``.rodata`` & co. are under ``prog.globals``)."""
 
-    def __init__(self, obj: "Object"):
+    def __init__(self, obj: "Object", owner=None):
         self._obj = obj
         internal = {lib().bpf_map__name(m).decode() for m, _ in obj._internal_maps()}
-        self._maps = {r.name: _typed(r, obj) for r in obj.map_refs()
+        self._maps = {r.name: _typed(r, obj, owner) for r in obj.map_refs()
                       if r.name not in internal and not r.name.startswith(".")}
+
+    def close(self, why: str = "") -> None:
+        for m in self._maps.values():
+            if hasattr(m, "close"):
+                m.close()
 
     def __getitem__(self, name):
         if name not in self._maps:
@@ -428,20 +433,19 @@ class Maps(Mapping):
         return len(self._maps)
 
 
-def _typed(ref: MapRef, obj: "Object"):
-    """A typed (BTF) map when xdplab's typed-map module offers one, else a RawMap."""
-    for modname in ("typedmaps", "btfmaps"):
-        try:
-            mod = __import__(f"{__package__}.{modname}", fromlist=["from_ref"])
-        except ImportError:
-            continue
-        make = getattr(mod, "from_ref", None)
-        if make is not None:
-            try:
-                return make(ref, obj.btf_raw())
-            except Exception:
-                break
-    return RawMap(ref, obj)
+def _typed(ref: MapRef, obj: "Object", owner=None):
+    """A typed map (``xdplab.typedmaps``: keys and values decoded through the object's
+    BTF) when that module is there, else a RawMap (ints and bytes)."""
+    if ref.map_type == 3:                 # PROG_ARRAY: RawMap takes programs as values
+        return RawMap(ref, obj)
+    try:
+        from . import typedmaps
+    except ImportError:
+        return RawMap(ref, obj)
+    try:
+        return typedmaps.from_ref(ref, obj.btf_raw(), owner=owner)
+    except Exception:                     # a map type it does not wrap: plain ints/bytes
+        return RawMap(ref, obj)
 
 
 # --- the object ------------------------------------------------------------------------
@@ -691,7 +695,7 @@ class LibbpfProgram(XDPProgram):
         self.counted = counted
         self.wrap_warnings = list(wrap_warnings)
         self.source = source_text
-        self.maps = Maps(obj)
+        self.maps = Maps(obj, owner=self)
         try:
             enable_stats()
         except NotSupported:
@@ -782,6 +786,7 @@ class LibbpfProgram(XDPProgram):
             return
         self.detach()
         self._closed = True
+        self.maps.close()
         if self._owner:
             for s in self._siblings:
                 s.close()
