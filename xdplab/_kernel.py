@@ -666,3 +666,87 @@ def link_name(ifindex: int) -> str | None:
         return socket.if_indextoname(ifindex)
     except OSError:
         return None
+
+
+# --- maps and BTF by id / pin (xdplab.typedmaps, xdplab.btf) -----------------------------
+
+BPF_MAP_GET_NEXT_KEY = 4
+BPF_OBJ_GET = 7
+BPF_MAP_GET_FD_BY_ID = 14
+BPF_BTF_LOAD = 18
+BPF_BTF_GET_FD_BY_ID = 19
+
+
+def map_btf_ids(map_fd: int) -> dict:
+    """btf_id, btf_key_type_id, btf_value_type_id of a map (0: the map has no BTF)."""
+    info = ctypes.create_string_buffer(96)
+    bpf(BPF_OBJ_GET_INFO_BY_FD,
+        _attr("=IIQ", map_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    btf_id, key_id, value_id = struct.unpack_from("=3I", info, 64)
+    return {"btf_id": btf_id, "btf_key_type_id": key_id, "btf_value_type_id": value_id}
+
+
+def map_get_next_key(map_fd: int, key: bytes | None, key_size: int) -> bytes | None:
+    """The key after ``key`` (None: the first key); None when there is no next one."""
+    nxt = ctypes.create_string_buffer(max(key_size, 1))
+    k = ctypes.create_string_buffer(key, len(key)) if key is not None else None
+    try:
+        bpf(BPF_MAP_GET_NEXT_KEY, _attr("=IIQQ", map_fd, 0, ctypes.addressof(k) if k is not None else 0,
+                                        ctypes.addressof(nxt)), "MAP_GET_NEXT_KEY")
+    except BPFError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise
+    return nxt.raw[:key_size]
+
+
+def map_fd_by_id(map_id: int) -> int:
+    return bpf(BPF_MAP_GET_FD_BY_ID, _attr("=I", map_id), "MAP_GET_FD_BY_ID")
+
+
+def obj_get(path: str) -> int:
+    """BPF_OBJ_GET: an fd for the object pinned at ``path`` (bpffs)."""
+    p = ctypes.create_string_buffer(os.fsencode(path))
+    return bpf(BPF_OBJ_GET, _attr("=QII", ctypes.addressof(p), 0, 0), "OBJ_GET")
+
+
+def btf_fd_by_id(btf_id: int) -> int:
+    return bpf(BPF_BTF_GET_FD_BY_ID, _attr("=I", btf_id), "BTF_GET_FD_BY_ID")
+
+
+def btf_info(btf_fd: int) -> dict:
+    """The raw BTF bytes of a loaded BTF object, its id, name and whether it is the kernel's."""
+    name = ctypes.create_string_buffer(64)
+    info = ctypes.create_string_buffer(40)
+    struct.pack_into("=QIIQII", info, 0, 0, 0, 0, ctypes.addressof(name), len(name), 0)
+    bpf(BPF_OBJ_GET_INFO_BY_FD, _attr("=IIQ", btf_fd, len(info), ctypes.addressof(info)),
+        "OBJ_GET_INFO_BY_FD")
+    size = struct.unpack_from("=I", info, 8)[0]
+    data = ctypes.create_string_buffer(max(size, 1))
+    struct.pack_into("=QIIQII", info, 0, ctypes.addressof(data), size, 0, ctypes.addressof(name), len(name), 0)
+    bpf(BPF_OBJ_GET_INFO_BY_FD, _attr("=IIQ", btf_fd, len(info), ctypes.addressof(info)),
+        "OBJ_GET_INFO_BY_FD")
+    _, _, btf_id, _, _, kernel = struct.unpack_from("=QIIQII", info, 0)
+    return {"data": data.raw[:size], "id": btf_id, "name": name.value.decode(errors="replace"),
+            "kernel_btf": bool(kernel)}
+
+
+def btf_load(data: bytes) -> int:
+    """BPF_BTF_LOAD: an fd for ``data`` (raw BTF); the kernel's log is in the error."""
+    buf = ctypes.create_string_buffer(data, len(data))
+    log = ctypes.create_string_buffer(1 << 16)
+    try:
+        return bpf(BPF_BTF_LOAD, _attr("=QQIII", ctypes.addressof(buf), ctypes.addressof(log),
+                                       len(data), len(log), 1), "BTF_LOAD")
+    except BPFError as e:
+        e.log = log.value.decode(errors="replace")
+        raise
+
+
+def map_create_btf(map_type: int, key_size: int, value_size: int, max_entries: int, *,
+                   flags: int = 0, name: str = "", btf_fd: int = 0, key_type_id: int = 0,
+                   value_type_id: int = 0) -> int:
+    """BPF_MAP_CREATE with BTF types for key and value (``btf_fd`` 0: none)."""
+    return bpf(BPF_MAP_CREATE, _attr("=7I16sIIIII", map_type, key_size, value_size, max_entries, flags,
+                                     0, 0, name.encode()[:15], 0, btf_fd, key_type_id, value_type_id, 0),
+               "MAP_CREATE")
