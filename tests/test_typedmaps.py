@@ -282,3 +282,62 @@ def test_btf_parser_kinds():
     # the kernel takes this BTF too
     fd = _kernel.btf_load(b.bytes())
     os.close(fd)
+
+
+LIBBPF_FLOWS = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+struct flow { __u32 saddr; __u16 dport; __u8 proto; __u8 pad; };
+struct stats { __u64 packets; __u64 bytes; };
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, struct flow);
+    __type(value, struct stats);
+    __uint(max_entries, 64);
+} flows SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __type(key, __u32);
+    __type(value, __u64);
+    __uint(max_entries, 4);
+} hits SEC(".maps");
+SEC("xdp")
+int lb_flows(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    struct udphdr *udp = (void *)(ip + 1);
+    if ((void *)(udp + 1) > data_end || eth->h_proto != bpf_htons(0x0800))
+        return XDP_PASS;
+    struct flow k = {.saddr = ip->saddr, .dport = bpf_ntohs(udp->dest), .proto = ip->protocol};
+    struct stats zero = {}, *s;
+    bpf_map_update_elem(&flows, &k, &zero, BPF_NOEXIST);
+    s = bpf_map_lookup_elem(&flows, &k);
+    if (s) { s->packets++; s->bytes += data_end - data; }
+    __u32 z = 0; __u64 *h = bpf_map_lookup_elem(&hits, &z); if (h) (*h)++;
+    return XDP_PASS;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_libbpf_object_maps_are_typed():
+    """Maps of a libbpf-style object (xdplab.libbpf) come typed from the object's BTF."""
+    prog = xdplab.load(LIBBPF_FLOWS)
+    try:
+        prog.run(udp(53), repeat=3)
+        flows, hits = prog["flows"], prog["hits"]
+        assert isinstance(flows, tm.HashMap) and isinstance(hits, tm.PerCpuArrayMap)
+        assert repr(flows) == "<HashMap flows (hash, struct flow -> struct stats, max 64)>"
+        (k, v), = flows.items()
+        assert (k.saddr, k.dport, k.proto) == (SADDR, 53, 17) and v.packets == 3
+        assert hits.sum(0) == 3 and hits[0].shape == (_kernel.possible_cpus(),)
+        with pytest.raises(UsageError, match="key.dport = 70000 is out of range for __u16"):
+            flows[{"dport": 70000}] = {}
+        again = tm.open(flows.fd)                  # and by fd, as any other tool's map
+        assert again.to_dict() == flows.to_dict()
+        again.close()
+    finally:
+        prog.close()
