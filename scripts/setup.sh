@@ -81,3 +81,7 @@ else
 fi
 "$VENV/bin/python" -c "import bcc, pyroute2, scapy, bokeh, jupyter_bokeh" \
   || { echo "xdplab setup: the venv cannot import its packages" >&2; exit 1; }
+
+# 5. The Jupyter kernel the lab notebooks name ("Python 3 (xdplab)": this venv + this checkout)
+PYTHONPATH="$REPO" "$VENV/bin/python" -c \
+  "from xdplab.workspace import install_kernelspec as i; print('[xdplab setup] Jupyter kernel xdplab:', i())"
