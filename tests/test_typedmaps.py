@@ -6,6 +6,7 @@ import os
 import struct
 
 import numpy as np
+from pathlib import Path
 import pytest
 from scapy.all import IP, UDP, Ether
 
@@ -15,6 +16,7 @@ from xdplab.btf import BTF, Builder
 from xdplab.errors import ClosedError, MapKeyError, NotSupported, UsageError
 
 pytestmark = pytest.mark.kernel
+ROOT = Path(__file__).resolve().parent.parent
 
 FLOWS = r"""
 struct flow { u32 saddr; u16 dport; u8 proto; u8 pad; };
@@ -341,3 +343,39 @@ def test_libbpf_object_maps_are_typed():
         again.close()
     finally:
         prog.close()
+
+
+def test_pins_of_a_killed_process_are_found_and_removed():
+    """kill -9 skips atexit: the pin directory stays, named so that `xdplab down --all`
+    (procstate.remove_dead) knows its process is gone and removes it."""
+    import signal
+    import subprocess
+    import sys
+    code = ("from xdplab import typedmaps as tm\n"
+            "m = tm.create('hash', 'u32', 'u64', 4, name='t_orphan')\n"
+            "m[1] = 2\n"
+            "print(m.pin(), flush=True)\n"
+            "import time; time.sleep(600)\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        path = child.stdout.readline().strip()
+        assert path.startswith(f"/sys/fs/bpf/xdplab-{child.pid}-") and os.path.exists(path)
+        from pathlib import Path
+        assert Path(path).parent not in procstate.dead_pins()        # alive: not touched
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert os.path.exists(path)
+    with tm.from_pin(path) as m:
+        assert m[1] == 2                                              # the pin kept the map
+    assert Path(path).parent in procstate.dead_pins()
+    assert str(Path(path).parent) in procstate.remove_dead()
+    assert not os.path.exists(path)
+
+
+def test_bad_pin_names_are_refused():
+    with tm.create("array", "u32", "u32", 1, name="t_pinname") as m:
+        for bad in ("a/b", "..", "x/../y"):
+            with pytest.raises(UsageError, match="not a plain name"):
+                m.pin(bad)

@@ -684,8 +684,9 @@ def _pin_path(name) -> Path:
         if not str(p).startswith("/sys/fs/bpf/"):
             raise UsageError(f"pin path {str(p)!r} is not under /sys/fs/bpf", hint="a name, or /sys/fs/bpf/...")
         return p
-    if ".." in p.parts or not str(name):
-        raise UsageError(f"pin name {str(name)!r}", hint="a plain name such as 'flows'")
+    if len(p.parts) != 1 or str(name) in ("", ".", ".."):
+        raise UsageError(f"pin name {str(name)!r} is not a plain name",
+                         hint="a name such as 'flows' (or an absolute path under /sys/fs/bpf)")
     return pin_dir() / p
 
 
