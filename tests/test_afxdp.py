@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from xdplab import AttachError, CompileError, NotSupported, XDPLabError, _kernel
+from xdplab import AttachError, ClosedError, CompileError, NotSupported, XDPLabError, _kernel
 from xdplab.afxdp import DESC, XSK, XSKError, redirect_program
 
 PORT = 4242
@@ -234,7 +234,7 @@ def test_close_releases_everything(topo, udp_prog):
     assert len(os.listdir("/proc/self/fd")) == fds0
     assert not [l for l in open("/proc/self/maps") if inode in l]
     assert _kernel.xdp_state(h.outside) == {}
-    with pytest.raises(XSKError, match="released"):
+    with pytest.raises(ClosedError, match="closed.*released"):
         view.data
     # the queue is free again: a new socket binds
     with XSK(h.outside, 0) as again:

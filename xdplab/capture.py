@@ -26,9 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import XDPLabError
+from .errors import Closable, ClosedError, UsageError, XDPLabError, needs_open
 
 ENTRY, EXIT = 0, 1
+MAX_SNAPLEN = 65535
 ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
 # stats slots (per-CPU array xdplab_cap_stats)
 SEEN, MATCHED, EMITTED, LOST = range(4)
@@ -48,19 +49,41 @@ class Capture:
     exit: bool = True
     pages: int = 64
 
+    def __post_init__(self):
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+        if not is_int(self.snaplen) or not 1 <= self.snaplen <= MAX_SNAPLEN:
+            raise UsageError(f"Capture snaplen={self.snaplen!r}: give the bytes to copy of each packet, "
+                             f"an int in 1..{MAX_SNAPLEN}")
+        if not is_int(self.pages) or self.pages < 1 or self.pages & (self.pages - 1):
+            raise UsageError(f"Capture pages={self.pages!r}: perf buffer pages per CPU must be a "
+                             "power of two (e.g. 64)")
+        if not isinstance(self.filter, str):
+            raise UsageError(f"Capture filter={self.filter!r}: give a tcpdump expression as a str "
+                             "('' = everything)")
+        if not self.entry and not self.exit:
+            raise UsageError("Capture(entry=False, exit=False) captures nothing",
+                             hint="keep entry=True, exit=True or both")
+
     @classmethod
     def of(cls, value) -> "Capture | None":
         if not value:
             return None
         if value is True:
             return cls()
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             return cls(snaplen=value)
         if isinstance(value, str):
             return cls(filter=value)
         if isinstance(value, dict):
-            return cls(**value)
-        return value
+            try:
+                return cls(**value)
+            except TypeError as e:
+                raise UsageError(f"capture={value!r}: {e}", hint="keys: snaplen, filter, entry, exit, pages") from None
+        if isinstance(value, cls):
+            return value
+        raise UsageError(f"capture={value!r}: give True, a snaplen (int), a tcpdump filter (str), "
+                         "a dict or xdplab.Capture(...)")
 
 
 # --- tcpdump filter -> classic BPF -> C ----------------------------------------------------
@@ -224,10 +247,16 @@ class _Hdr(ct.Structure):
 _HDR = ct.sizeof(_Hdr)
 
 
-class Recorder:
-    """Samples of one capture-instrumented program, read by a background thread."""
+class Recorder(Closable):
+    """Samples of one capture-instrumented program, read by a background thread.
+    ``stop()`` (= ``close()``, also done by ``prog.close()``) ends reading; the samples
+    and final stats stay readable, ``clear()`` then raises ``ClosedError``."""
+
+    _reopen_hint = "the samples and stats() stay readable; prog.capture() starts a new capture"
 
     def __init__(self, prog, max_samples: int = 100000):
+        if getattr(prog, "closed", False):
+            prog._check_open("capture")
         if "xdplab_cap" not in getattr(prog.bpf, "tables", {}) and not _has_table(prog.bpf, "xdplab_cap"):
             raise XDPLabError(f"{prog.name} was not built for capture",
                               hint="load it with capture=True (xdplab.load(src, capture=True) or %%xdp --capture)")
@@ -299,6 +328,11 @@ class Recorder:
         return {"seen": d[SEEN], "matched": d[MATCHED], "samples": d[EMITTED] + d[LOST],
                 "captured": len(self.samples), "lost": d[LOST]}
 
+    closed = property(lambda self: self._stop.is_set())
+
+    def _describe(self) -> str:
+        return f"capture of {self.prog.name}"
+
     def stop(self) -> "Recorder":
         """Stop reading (the samples stay). Also done by ``prog.close()``."""
         if not self._stop.is_set():
@@ -307,6 +341,9 @@ class Recorder:
             self._final_stats = self._stats_now()
         return self
 
+    close = stop
+
+    @needs_open
     def clear(self) -> None:
         with self._lock:
             self.samples.clear()
@@ -383,7 +420,7 @@ class Recorder:
     def __repr__(self) -> str:
         s = self.stats()
         return (f"<Capture {self.prog.name}: seen {s['seen']}, matched {s['matched']}, "
-                f"captured {s['captured']}, lost {s['lost']}>")
+                f"captured {s['captured']}, lost {s['lost']}{' (stopped, closed)' if self.closed else ''}>")
 
     def _repr_html_(self) -> str:
         s = self.stats()

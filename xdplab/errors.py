@@ -128,7 +128,7 @@ def needs_open(method):
 
     @functools.wraps(method)
     def checked(self, *args, **kw):
-        self._check_open(method.__name__.strip("_"))
+        self._check_open(f"call {method.__name__}()")
         return method(self, *args, **kw)
     return checked
 

@@ -16,13 +16,13 @@ import shlex
 
 from IPython.core.magic import Magics, cell_magic, magics_class
 
-from .errors import XDPLabError
+from .errors import UsageError, XDPLabError
 from .program import Program
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise XDPLabError(f"%%xdp: {message}", hint=self.format_usage().strip())
+        raise UsageError(f"%%xdp: {message}", hint=self.format_usage().strip())
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,7 +58,6 @@ def _join_cflags(words: list[str]) -> list[str]:
     return out
 
 
-
 def resolve_dev(dev: str) -> str:
     """An interface name, or a lab host's name mapped to its root-side interface."""
     from . import _kernel
@@ -71,16 +70,38 @@ def resolve_dev(dev: str) -> str:
     return dev            # attach() reports the unknown interface
 
 
+def parse_options(line: str) -> argparse.Namespace:
+    """The ``%%xdp`` line's options; a malformed line is a ``UsageError``."""
+    try:
+        words = shlex.split(line)
+    except ValueError as e:               # shlex: "No closing quotation" / "No escaped character"
+        raise UsageError(f"%%xdp options {line.strip()!r}: {str(e).lower()}",
+                         hint="close the quote: --capture 'udp port 53'") from None
+    return parser().parse_args(_join_cflags(words))
+
+
+def check_func(spec: Program) -> None:
+    """``--func NAME`` must name a function of the cell (a UsageError listing them, not a
+    verifier error from the load)."""
+    import re
+    if spec.func and spec.detected().dialect == "bcc" and not re.search(rf"\b{re.escape(spec.func)}\s*\(", spec.source):
+        funcs = spec.xdp_functions()
+        raise UsageError(f"%%xdp --func {spec.func}: the cell has no function {spec.func!r}",
+                         hint=f"XDP functions in the cell: {', '.join(funcs)}" if funcs
+                         else "the cell defines no `int f(struct xdp_md *ctx)` function")
+
+
 @magics_class
 class XDPMagics(Magics):
     @cell_magic
     def xdp(self, line: str, cell: str):
-        args = parser().parse_args(_join_cflags(shlex.split(line)))
+        args = parse_options(line)
         spec = Program(cell, func=args.func, count=args.count, origin="cell", capture=args.capture,
                        header_lines=(f"%%xdp {line}",), dialect=args.dialect,
                        cflags=args.cflags, include_dirs=tuple(args.include_dirs))
         found = spec.detected()                # say which compiler/loader, and why
         print(f"xdplab: {found.dialect} dialect ({found.reason})")
+        check_func(spec)
         name = args.name or spec.entry
         ns = self.shell.user_ns
         old = ns.get(name)

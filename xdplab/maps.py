@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .errors import Closable, ClosedError, MapError, MapKeyError, UsageError
+
 ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
 COUNTER_MAP = "xdplab_actions"
 
@@ -44,26 +46,115 @@ def _sum(values):
     return sum(vals)
 
 
-class Map:
-    """One BPF map of a loaded program."""
+_INT_CTYPES = "bBhHiIlLqQ"
+
+
+def _int_range(ctype) -> tuple[int, int] | None:
+    """(min, max) of a ctypes integer type, or None for anything else (structs, arrays)."""
+    if not (isinstance(ctype, type) and issubclass(ctype, ctypes._SimpleCData)
+            and getattr(ctype, "_type_", "") in _INT_CTYPES):
+        return None
+    bits = 8 * ctypes.sizeof(ctype)
+    if ctype(-1).value < 0:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def _ctype_name(ctype) -> str:
+    lo, hi = _int_range(ctype)
+    return f"{'s' if lo < 0 else 'u'}{8 * ctypes.sizeof(ctype)}"
+
+
+class Map(Closable):
+    """One BPF map of a loaded program. Keys and values are checked against the map's
+    types (``UsageError``); a missing key raises ``MapKeyError`` (a KeyError); once the
+    program is closed every use raises ``ClosedError``."""
 
     def __init__(self, name: str, table):
-        self.name, self.table = name, table
+        self.name, self._table = name, table
         self.percpu = type(table).__name__.startswith(("PerCpu", "LruPerCpu"))
 
+    @property
+    def table(self):
+        """The BCC table (``ClosedError`` once the program is closed)."""
+        self._check_open("read or write it")
+        return self._table
+
+    def _describe(self) -> str:
+        return f"map {self.name}"
+
+    def _close(self, reason: str) -> None:
+        self._closed = True
+        self._reopen_hint = f"{reason}; load the program again and use its maps"
+
+    def _is_array(self) -> bool:
+        from bcc.table import ArrayBase
+        return isinstance(self._table, ArrayBase)
+
     def __getitem__(self, key):
-        return self.table[self._key(key)]
+        table, k = self.table, self._key(key)
+        try:
+            return table[k]
+        except KeyError:
+            raise MapKeyError(f"key {key!r} is not in map {self.name}",
+                              hint="m.to_dict() shows the keys; m.get(key, default) for a default") from None
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except MapKeyError:
+            return default
 
     def __setitem__(self, key, value):
+        table = self.table
         k = self._key(key)
+        leaf = getattr(table, "sLeaf", table.Leaf) if self.percpu else table.Leaf
+        if isinstance(value, (int, float)):
+            self._check_value(value, leaf)
         if isinstance(value, (int, float)) and not self.percpu:
-            value = self.table.Leaf(value)
+            value = table.Leaf(value)
         elif isinstance(value, (int, float)):
-            value = self.table.Leaf(*([value] * len(self.table.Leaf())))  # same on every CPU
-        self.table[k] = value
+            value = table.Leaf(*([value] * len(table.Leaf())))  # same on every CPU
+        try:
+            table[k] = value
+        except Exception as e:                # BCC: "Could not update table: <strerror>"
+            why = str(e).removeprefix("Could not update table: ")
+            if "too long" in why:             # E2BIG: no room for a new key
+                raise MapError(f"map {self.name} is full ({table.max_entries} entries): key {key!r} "
+                               "was not added", hint="delete entries (del m[key], m.clear()) or declare the "
+                               "map with more entries (an LRU hash evicts the oldest)") from None
+            raise MapError(f"map {self.name}: the kernel refused to store key {key!r}: {why}") from None
+
+    def __delitem__(self, key):
+        table, k = self.table, self._key(key)
+        try:
+            del table[k]
+        except KeyError:
+            raise MapKeyError(f"key {key!r} is not in map {self.name}") from None
+
+    def _check_value(self, value, leaf) -> None:
+        rng = _int_range(leaf)
+        if rng is None:
+            return
+        if not isinstance(value, int):
+            raise UsageError(f"map {self.name} holds {_ctype_name(leaf)} integers, not {value!r}",
+                             hint="store an int")
+        if not rng[0] <= value <= rng[1]:
+            raise UsageError(f"value {value} does not fit map {self.name}'s {_ctype_name(leaf)} values "
+                             f"({rng[0]}..{rng[1]})", hint="the kernel would store it truncated")
 
     def _key(self, key):
-        return self.table.Key(key) if isinstance(key, int) else key
+        table = self.table
+        if not isinstance(key, int):
+            return key
+        rng = _int_range(table.Key)
+        if rng is not None:
+            lo, hi = (0, min(rng[1], table.max_entries - 1)) if self._is_array() else rng
+            if not lo <= key <= hi:
+                what = "an array index" if self._is_array() else f"a {_ctype_name(table.Key)} key"
+                raise MapKeyError(f"key {key} is out of range for map {self.name} "
+                                  f"(accepted: {what} in {lo}..{hi})")
+        return table.Key(key)
 
     def clear(self):
         if type(self.table).__name__ in ("Array", "PerCpuArray"):
@@ -112,9 +203,13 @@ class Map:
         return pd.DataFrame(rows)
 
     def __repr__(self):
+        if self.closed:
+            return f"<Map {self.name} closed>"
         return f"<Map {self.name} ({type(self.table).__name__}, {len(list(self.table.keys()))} keys)>"
 
     def _repr_html_(self):
+        if self.closed:
+            return f"<b>map {self.name}</b>: closed"
         return f"<b>map {self.name}</b>{self.to_df().to_html(index=False)}"
 
 
@@ -141,11 +236,21 @@ class Maps(Mapping):
         from .bcccompat import table_names      # every map BCC made, whatever macro declared it
         self._names = table_names(bpf) or [n for n in dict.fromkeys(_declared_maps(source)) if _exists(bpf, n)]
         self._cache = {}
+        self._closed = ""
+
+    def close(self, reason: str = "its program was closed") -> None:
+        """Every map (also one already handed out) refuses use from now on."""
+        self._closed = reason
+        for m in self._cache.values():
+            m._close(reason)
 
     def __getitem__(self, name):
+        if self._closed:
+            raise ClosedError(f"map {name}", "read or write it",
+                              f"{self._closed}; load the program again and use its maps")
         if name not in self._cache:
             if name not in self._names:
-                raise KeyError(f"no map {name!r}; this program has {', '.join(self._names) or 'none'}")
+                raise MapKeyError(f"no map {name!r}; this program has {', '.join(self._names) or 'none'}")
             self._cache[name] = Map(name, self._bpf.get_table(name.encode()))
         return self._cache[name]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _kernel
-from .errors import AttachError, CompileError, XDPLabError
+from .errors import AttachError, Closable, CompileError, XDPLabError, needs_open
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 INCLUDE_DIR = BPF_DIR / "include"
@@ -254,22 +254,31 @@ class Program:
         return self.wrap_target()[1]
 
 
-class LoadedProgram:
+class LoadedProgram(Closable):
     """What every program loaded into the kernel has: its fd and id, its maps
     (``prog[name]``), its links, ``close()``. ``XDPProgram`` and ``tc.TCProgram`` add how
-    they attach."""
+    they attach. After ``close()`` every use raises ``ClosedError`` (the fd number may
+    already belong to another program)."""
+
+    _reopen_hint = "load it again (xdplab.load(...), or re-run the cell)"
 
     def __init__(self, spec: Program, bpf, fn, warnings: str = "", source: str | None = None):
         """``source``: what BCC compiled (``spec.full_source()``), to find the maps' names."""
         self.spec, self.bpf, self._fn = spec, bpf, fn
         self.warnings = warnings
-        self.fd = fn.fd
-        info = _kernel.prog_info(self.fd)
+        self._fd = fn.fd
+        info = _kernel.prog_info(self._fd)
         self.id, self.name = info["id"], spec.entry
         self.links: list[Link] = []
         self._closed = False
         from .maps import Maps
         self.maps = Maps(bpf, source if source is not None else spec.full_source())
+
+    @property
+    def fd(self) -> int:
+        """The program's fd (``ClosedError`` once closed: the number may be reused)."""
+        self._check_open("use its fd")
+        return self._fd
 
     def detach(self) -> None:
         for link in list(self.links):
@@ -287,6 +296,7 @@ class LoadedProgram:
         self._closed = True
         for reader in getattr(self, "_readers", ()):
             reader.stop()             # capture threads polling this program's perf buffer
+        self.maps.close(f"its program {self.name} was closed")
         self.bpf.cleanup()
 
     def __enter__(self):
@@ -314,6 +324,7 @@ class LoadedProgram:
         s = prog_stats(self.fd)
         return Stats(s["run_cnt"], s["run_time_ns"])
 
+    @needs_open
     def printk(self, **kw):
         """The program's bpf_printk lines, streamed (an Output widget in a notebook)."""
         from .printk import PrintkStream
@@ -324,6 +335,7 @@ class XDPProgram(LoadedProgram):
     """An XDP program loaded into the kernel. Attach it with ``attach``; read its maps with
     ``prog.maps[name]`` / ``prog[name]``; its action counters with ``counters()``."""
 
+    @needs_open
     def attach(self, dev: str, mode: str = "native", *, replace: bool = False,
                force: bool = False) -> "Link":
         """Attach through a bpf_link. Refuses interfaces that carry the default route
@@ -331,6 +343,7 @@ class XDPProgram(LoadedProgram):
         (``replace=True`` takes them off first)."""
         return attach(self, dev, mode, replace=replace, force=force)
 
+    @needs_open
     def counters(self):
         """Packets and bytes per XDP action since load, summed over CPUs. Raises
         ``CountersUnavailable`` when the program is not counted (``count_problem`` says why)."""
@@ -342,28 +355,35 @@ class XDPProgram(LoadedProgram):
                                            "or return xdplab_count(ctx, action) yourself")
         return Counters.read(self.maps)
 
+    @needs_open
     def plot(self, **kw):
         """A live bokeh chart of packets/s per action (see ``xdplab.live.LivePlot``)."""
         from .live import LivePlot
         return LivePlot(self, **kw).start()
 
+    @needs_open
     def capture(self):
         """Start reading the packets a capture-built program (``capture=...``) emits."""
         from .capture import Recorder
         return Recorder(self)
 
+    @needs_open
     def run(self, packet, **kw):
         """Run the program on one packet with BPF_PROG_RUN (see ``xdplab.testrun``)."""
         from .testrun import run
         return run(self, packet, **kw)
 
     def __repr__(self) -> str:
+        if self.closed:
+            return f"<XDPProgram {self.name} id={self.id} closed>"
         where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
         uncounted = " NOT COUNTED" if getattr(self, "count_problem", None) else ""
         return f"<XDPProgram {self.name} id={self.id} ({where}) maps={list(self.maps)}{uncounted}>"
 
     def _repr_html_(self) -> str:
         from html import escape
+        if self.closed:
+            return f"<b>XDP program <code>{escape(self.name)}</code></b> id {self.id} &mdash; closed"
         problem = getattr(self, "count_problem", None)
         counts = (f"<br><b>not counted</b>: {escape(problem)}" if problem else self.counters()._repr_html_())
         where = ", ".join(f"<code>{l.ifname}</code> ({l.mode}, link {l.id})" for l in self.links if l.attached)
@@ -373,9 +393,10 @@ class XDPProgram(LoadedProgram):
 
 
 @dataclass
-class Link:
+class Link(Closable):
     """A bpf_link holding an XDP (or TC) program on an interface. Closing the fd (explicitly,
-    or by the process dying) detaches the program."""
+    or by the process dying) detaches the program. ``detach()`` (= ``close()``) is final:
+    ``update()`` then raises ``ClosedError``."""
 
     fd: int
     ifname: str
@@ -392,6 +413,13 @@ class Link:
     def attached(self) -> bool:
         return self.fd >= 0
 
+    closed = property(lambda self: self.fd < 0)
+    _reopen_hint = "attach the program again (prog.attach(dev)) for a new link"
+
+    def _describe(self) -> str:
+        return f"link of {self.program.name} on {self.ifname} ({self.mode})"
+
+    @needs_open
     def update(self, program: XDPProgram) -> None:
         """Swap in another program atomically."""
         _kernel.link_update(self.fd, program.fd)
@@ -413,6 +441,8 @@ class Link:
         if self in self.program.links:
             self.program.links.remove(self)
 
+    close = detach
+
     def __enter__(self):
         return self
 
@@ -420,7 +450,7 @@ class Link:
         self.detach()
 
     def __repr__(self) -> str:
-        state = f"link {self.id}" if self.attached else "detached"
+        state = f"link {self.id}" if self.attached else "detached, closed"
         return f"<Link {self.program.name} on {self.ifname} ({self.mode}, {state})>"
 
 
@@ -432,11 +462,23 @@ def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = 
     mode_key = MODES.get(str(mode).lower())
     if mode_key is None:
         raise AttachError(f"unknown XDP mode {mode!r}", hint="use 'native' (driver) or 'generic' (skb)")
+    if getattr(prog, "closed", False):
+        prog._check_open("attach")             # ClosedError: its fd number may be another program's now
     ifindex = attach_target(dev, force)
     ours = our_link(prog, ifindex, mode_key)
     if ours is not None:
         return ours
     present = _kernel.xdp_state(dev)
+    other = next((l for m in MODES.values() if m != mode_key
+                  for l in [_LINKS.get((_kernel.netns_ino(), ifindex, m))] if l is not None and l.attached), None)
+    if other is not None and not replace:
+        raise AttachError(f"{dev} already has a {other.mode}-mode link of this process (program "
+                          f"{other.program.name}); native and generic cannot be mixed on one device",
+                          hint=f"detach it first ({other.program.name}.detach()), attach in {other.mode} "
+                               "mode to swap the program, or pass replace=True (--replace) to take it off")
+    if other is not None:
+        other.detach()
+        present = _kernel.xdp_state(dev)
     if present and not replace:
         who = ", ".join(f"{m} program {_kernel.prog_name_by_id(p)!r} (id {p})" for m, p in present.items())
         raise AttachError(f"{dev} already has {who}, not attached by this process",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 
 from . import _kernel
-from .errors import AttachError, NotSupported
+from .errors import AttachError, NotSupported, needs_open
 from .program import Link, LoadedProgram, attach_target, new_link, our_link
 
 DIRECTIONS = ("ingress", "egress")
@@ -28,6 +28,7 @@ DIRECTIONS = ("ingress", "egress")
 class TCProgram(LoadedProgram):
     """A TC classifier (BPF_PROG_TYPE_SCHED_CLS) loaded into the kernel."""
 
+    @needs_open
     def attach(self, dev: str, direction: str = "ingress", *, force: bool = False) -> Link:
         """Attach at the end of ``dev``'s TC ``direction`` chain through a tcx link.
         Refuses the interface with the default route (``force=True`` overrides): a
@@ -50,5 +51,7 @@ class TCProgram(LoadedProgram):
         return new_link(self, fd, dev, ifindex, mode)
 
     def __repr__(self) -> str:
+        if self.closed:
+            return f"<TCProgram {self.name} id={self.id} closed>"
         where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
         return f"<TCProgram {self.name} id={self.id} ({where}) maps={list(self.maps)}>"

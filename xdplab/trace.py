@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _kernel
-from .errors import NotSupported
+from .errors import Closable, NotSupported, needs_open
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = TRACEFS / "events" / "xdp"
@@ -235,7 +235,7 @@ def reason(tp: str, action: str, err: int, ifindex: int, to: int) -> str:
     return f"{tp}: -{errno_name(err)}" if err else tp
 
 
-class DropDetector:
+class DropDetector(Closable):
     """Attach BCC probes to every xdp tracepoint this kernel has; aggregate in a kernel
     map (read at any rate), stream each loss through a ring buffer (``events()``).
 
@@ -246,7 +246,13 @@ class DropDetector:
     ``ifaces``: only report losses on or into these interfaces (the probes see the whole
     machine; other users' drops are filtered out here).
     ``successes``: also probe ``xdp_redirect`` (one hit per *successful* redirect: costly
-    at high rates and never a loss; its failures come through ``xdp_redirect_err``)."""
+    at high rates and never a loss; its failures come through ``xdp_redirect_err``).
+
+    ``stop()`` (= ``close()``, the end of a ``with`` block) is final: what was recorded
+    stays readable (``summary()``, ``losses()``, ``events()``); ``start()``, ``wait()``,
+    ``clear()`` and ``widget()`` then raise ``ClosedError``."""
+
+    _reopen_hint = "what it recorded stays readable; make a new DropDetector() to watch again"
 
     def __init__(self, programs=(), max_events: int = 10000, successes: bool = False,
                  stream_gap: float = 0.01, ifaces=None):
@@ -267,6 +273,7 @@ class DropDetector:
     def source(self) -> str:
         return f"#define XL_STREAM_GAP_NS {int(self.stream_gap * 1e9)}ULL\n" + _PRELUDE + "".join(_probe(i, tp, self.tracepoints[tp]) for i, tp in enumerate(self._names))
 
+    @needs_open
     def start(self) -> "DropDetector":
         if self.bpf is not None:
             return self
@@ -308,6 +315,7 @@ class DropDetector:
 
     def stop(self) -> None:
         if self.bpf is None:
+            self._closed = True
             return
         self._stop.set()
         if self._thread:
@@ -315,8 +323,12 @@ class DropDetector:
         self._final = self.losses()
         self.bpf.cleanup()
         self.bpf = None
+        self._closed = True
 
     close = stop
+
+    def _describe(self) -> str:
+        return "DropDetector"
 
     def __enter__(self):
         return self.start()
@@ -360,6 +372,7 @@ class DropDetector:
             self._events.clear()
         return out
 
+    @needs_open
     def wait(self, timeout: float = 1.0, min_drops: int = 1) -> list[Loss]:
         """Poll the kernel aggregate until ``min_drops`` frames are reported lost."""
         end = time.monotonic() + timeout
@@ -369,6 +382,7 @@ class DropDetector:
                 return rows
             time.sleep(0.02)
 
+    @needs_open
     def clear(self) -> None:
         if self.bpf is not None:
             self.bpf["xl_stats"].clear()
@@ -415,9 +429,10 @@ class DropDetector:
         return self._html()
 
     def __repr__(self) -> str:
-        state = "running" if self.bpf is not None else "stopped"
+        state = "running" if self.bpf is not None else "stopped, closed" if self.closed else "not started"
         return f"<DropDetector {state}: {len(self._names)} tracepoints, {self.dropped} drops>"
 
+    @needs_open
     def widget(self, hz: float = 4.0):
         """An ipywidgets HTML table refreshed ``hz`` times a second (starts the detector)."""
         import ipywidgets as w

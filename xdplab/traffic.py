@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 
 from . import _kernel
-from .errors import NotSupported, XDPLabError
+from .errors import Closable, NotSupported, UsageError, XDPLabError, needs_open
 
 NETDEV_XDP_ACT_NDO_XMIT = 1 << 2
 CHUNK_SECONDS = 0.3           # aim each BPF_PROG_RUN at this long: every call pays a fixed
@@ -318,8 +318,29 @@ class TrafficResult:
                 f"<table>{rows}</table>")
 
 
-class Generator:
-    """A loaded generator for one frame, sending out of ``via``.
+def check_run_args(count=None, duration=None, rate=None, batch_size: int = 64) -> None:
+    """Refuse (``UsageError``) amounts a run cannot mean, before anything is loaded."""
+    import math
+    import numbers
+    if count is None and duration is None:
+        raise UsageError("say how much: count=N packets or duration=seconds")
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+            raise UsageError(f"count={count!r}: give the number of frames to send, an int >= 1")
+    for name, v, what in (("duration", duration, "seconds to send for"),
+                          ("rate", rate, "packets per second (None: as fast as possible)")):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
+            raise UsageError(f"{name}={v!r}: give the {what}, a finite number > 0")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+            or not 1 <= batch_size <= MAX_BATCH:
+        raise UsageError(f"batch_size={batch_size!r}: batch_size must be 1..{MAX_BATCH} (TEST_XDP_MAX_BATCH)")
+
+
+class Generator(Closable):
+    """A loaded generator for one frame, sending out of ``via``. After ``close()``,
+    ``run()`` raises ``ClosedError``.
 
     ``via``: a lab Host (frames leave the host's veth0 and arrive at ``host.outside``),
     or an interface name (in ``netns``, default the root netns). ``redirect_to``: an
@@ -410,14 +431,13 @@ class Generator:
     def _ctx(self) -> bytes:
         return struct.pack("=6I", 0, len(self.frame), 0, self.ingress_ifindex, 0, 0)
 
+    @needs_open
     def run(self, count: int | None = None, duration: float | None = None, *, rate: float | None = None,
             cpus=1, batch_size: int = 64, progress: bool = True) -> TrafficResult:
         """Send ``count`` frames (or for ``duration`` seconds) from ``cpus`` (a number, or
         CPU ids) at most at ``rate`` packets/s in total."""
-        if count is None and duration is None:
-            raise XDPLabError("say how much: count=N packets or duration=seconds")
-        if not 1 <= batch_size <= MAX_BATCH:
-            raise XDPLabError(f"batch_size must be 1..{MAX_BATCH} (TEST_XDP_MAX_BATCH)")
+        check_run_args(count, duration, rate, batch_size)
+        count = None if count is None else int(count)
         cpu_ids = _cpus(cpus)
         self._seed(cpu_ids)
         per_rate = rate / len(cpu_ids) if rate else None
@@ -534,6 +554,12 @@ class Generator:
             rx.close()
             self._receiver = None
         self.prog = None                     # the program stays cached for the next generator
+        self._closed = True
+
+    _reopen_hint = "make a new Generator(...) (or use xdplab.traffic.blast)"
+
+    def _describe(self) -> str:
+        return f"traffic generator out of {_where(self.netns, self.out)}"
 
     def __enter__(self):
         return self
@@ -544,7 +570,8 @@ class Generator:
     def __repr__(self) -> str:
         return (f"<Generator {len(self.frame)} B frames out of {_where(self.netns, self.out)}"
                 f"{' vary ' + ', '.join(self.vary) if self.vary else ''}"
-                f"{'; receiver ' + self.receiver if self.receiver else ''}>")
+                f"{'; receiver ' + self.receiver if getattr(self, 'receiver', '') else ''}"
+                f"{' closed' if self.closed else ''}>")
 
 
 def blast(packet, via, count: int | None = None, duration: float | None = None, *, rate=None,
@@ -552,6 +579,7 @@ def blast(packet, via, count: int | None = None, duration: float | None = None, 
           redirect_to: str | None = None, attach_receiver: bool = False,
           progress: bool = True) -> TrafficResult:
     """Load a generator for ``packet``, send, unload. See ``Generator``."""
+    check_run_args(count, duration, rate, batch_size)       # before anything is loaded
     with Generator(packet, via, netns=netns, vary=vary, redirect_to=redirect_to,
                    attach_receiver=attach_receiver) as g:
         return g.run(count, duration, rate=rate, cpus=cpus, batch_size=batch_size, progress=progress)
