@@ -136,3 +136,16 @@ def test_labs_that_leave_a_topology_up_say_so_in_their_last_cell():
     for p in extra:
         last = nbformat.read(p, 4).cells[-1].source
         assert "./lab status" in last and "./lab down" in last and "stays up" in last, p.name
+
+
+def test_doctor_names_the_other_topologies_that_are_up():
+    from xdplab.topologies import RouterTopology
+    prefix = f"xc{os.getpid() % 100}-"
+    rt = RouterTopology(hosts=("h1",), prefix=f"{prefix}r", net=199)
+    try:
+        rt.up()
+        r = xdplab("doctor", prefix=prefix)
+        line = next(l for l in r.stdout.splitlines() if "lab topology" in l)
+        assert f"RouterTopology {prefix}r" in line and "xdplab status" in line, line
+    finally:
+        rt.down()

@@ -107,11 +107,15 @@ def check_compile() -> Check:
 
 
 def check_topology() -> Check:
-    from .topology import Topology
+    from .labstate import _names, topologies
+    from .topology import NETNS_DIR, Topology
     t = Topology()
+    more = [o for o in topologies(t.prefix) if (type(o), o.prefix) != (Topology, t.prefix)
+            and any((NETNS_DIR / n).exists() for n in _names(o)[0])]
+    also = f"; also up: {', '.join(f'{type(o).__name__} {o.prefix}' for o in more)} (xdplab status)" if more else ""
     if t.is_up():
-        return Check("lab topology", PASS, ", ".join(f"{h.name}={h.outside}" for h in t))
-    return Check("lab topology", WARN, "the lab hosts are not built", "xdplab up")
+        return Check("lab topology", PASS, ", ".join(f"{h.name}={h.outside}" for h in t) + also)
+    return Check("lab topology", WARN, "the lab hosts are not built" + also, "xdplab up")
 
 
 def check_leftovers() -> Check:
