@@ -40,7 +40,6 @@ def _prune() -> None:
 def private_dir() -> Path:
     """A new 0700 directory under /run/xdplab/jupyter (itself 0700)."""
     PRIVATE.mkdir(parents=True, exist_ok=True)
-    os.chmod(PRIVATE.parent, 0o755)      # the topology state files stay listable
     os.chmod(PRIVATE, 0o700)
     _prune()
     return Path(tempfile.mkdtemp(prefix="server-", dir=PRIVATE))   # mkdtemp: mode 0700
