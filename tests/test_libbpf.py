@@ -194,20 +194,19 @@ def built_object(tmp_path_factory):
         pytest.fail("make is missing: ./lab setup installs it")
     out = tmp_path_factory.mktemp("obj")
     subprocess.run(["make", "-s", "-C", str(CORPUS), f"OUT={out}"], check=True, capture_output=True)
-    return out / "xdp_prog_kern.o"
+    return out
 
 
 def test_object_built_by_a_makefile_loads_as_is(topo, built_object):
     h1 = topo["h1"]
-    prog = Program.from_file(str(built_object)).load()        # was: UnicodeDecodeError
+    prog = Program.from_file(str(built_object / "xdp_prog_kern.o")).load()    # was: UnicodeDecodeError
     assert prog.dialect.dialect == "elf" and prog.name == "xdp_drop_icmp"
     assert prog.info()["gpl_compatible"] and prog.info()["btf_id"] > 0    # license, BTF: the object's
-    assert "counters: unavailable" in repr(prog)
-    with pytest.raises(XDPLabError, match="trampolines"):
-        prog.counters()
+    assert "bpf-to-bpf call wrapper" in repr(prog)
     prog.attach(h1.outside)
     assert h1.ping(h1.gw4, count=3, interval=0.05, timeout=0.3) == 0
     assert u64(prog, "dropped", 0) >= 3
+    assert prog.counters()["DROP"] >= 3               # counted without source, without trampolines
     assert prog.stats().runs >= 3 and prog.stats().ns > 0
     from scapy.all import ICMP, IP
     assert prog.run(IP(dst="10.0.0.1") / ICMP()).action == "XDP_DROP"
@@ -215,8 +214,38 @@ def test_object_built_by_a_makefile_loads_as_is(topo, built_object):
     assert _kernel.xdp_state(h1.outside) == {}
 
 
+def test_object_with_a_tail_call_is_counted_through_it(topo, built_object):
+    h1 = topo["h1"]
+    prog = Program.from_file(str(built_object / "xdp_tailcall_kern.o")).load()
+    assert prog.name == "xdp_entry", "the entry is the program no PROG_ARRAY holds"
+    prog.attach(h1.outside)
+    assert h1.ping(h1.gw4, count=3, interval=0.05, timeout=0.3) == 0
+    assert u64(prog, "tail_hits", 0) >= 3
+    c = prog.counters()
+    assert c["DROP"] >= 3, c                          # the tail-called program's action
+    from scapy.all import IP, UDP
+    assert prog.run(IP(dst="10.0.0.1") / UDP()).action == "XDP_PASS"
+    assert prog.counters()["PASS"] == c["PASS"] + 1
+    prog.close()
+
+
+def test_object_the_wrapper_cannot_take_says_so(tmp_path, built_object):
+    # the same tail-call object without its .BTF.ext (function info): the kernel lets only
+    # subprograms with BTF function info tail-call, so the counting wrapper is refused
+    stripped = tmp_path / "stripped.o"
+    shutil.copy(built_object / "xdp_tailcall_kern.o", stripped)
+    subprocess.run(["llvm-objcopy", "--remove-section=.BTF.ext", str(stripped)], check=True)
+    prog = Program.from_file(str(stripped)).load()              # the object itself loads
+    assert "counters: unavailable" in repr(prog) and "without BTF" in repr(prog)
+    with pytest.raises(XDPLabError, match="refused the counting wrapper"):
+        prog.counters()
+    from scapy.all import ICMP, IP
+    assert prog.run(IP(dst="10.0.0.1") / ICMP()).action == "XDP_DROP"     # and runs unwrapped
+    prog.close()
+
+
 def test_load_takes_bytes_of_an_object(built_object):
-    prog = xdplab.load("", elf=built_object.read_bytes(), origin="x.o")
+    prog = xdplab.load("", elf=(built_object / "xdp_prog_kern.o").read_bytes(), origin="x.o")
     assert prog.dialect.dialect == "elf" and prog.maps["dropped"] is not None
     prog.close()
 

@@ -74,6 +74,7 @@ def lib():
         "bpf_linker__new": (P, [S, P]), "bpf_linker__add_file": (I, [P, S, P]),
         "bpf_linker__finalize": (I, [P]), "bpf_linker__free": (None, [P]),
         "libbpf_set_print": (P, [P]),
+        "bpf_program__insns": (P, [P]), "bpf_program__insn_cnt": (Z, [P]),
     }
     for name, (res, args) in protos.items():
         fn = getattr(L, name)
@@ -662,14 +663,121 @@ class Stats:
         return f"Stats(runs={self.runs}, ns={self.ns}, ns_per_run={self.ns_per_run:.1f})"
 
 
+# --- counters for an object without source: a bpf-to-bpf call wrapper -------------------
+
+def _insn(code, dst=0, src=0, off=0, imm=0) -> bytes:
+    return struct.pack("=BBhi", code, dst | (src << 4), off, imm)
+
+
+def wrapper_insns(map_fd: int) -> bytes:
+    """A program that calls the instructions appended after it (BPF_PSEUDO_CALL: the
+    user's program becomes a subprogram with a stack frame of its own), then counts the
+    action it returned in ``map_fd`` (per-CPU array of {packets, bytes}) and returns it.
+    A tail call in the user's program returns here too (the callee replaces the frame)."""
+    w = [
+        _insn(0xbf, 6, 1),                # r6 = r1 (ctx, callee-saved across the call)
+        _insn(0x85, 0, 1, 0, 22),         # call the user's program (pc + 1 + 22 = insn 24)
+        _insn(0xbf, 7, 0),                # r7 = r0 (the action)
+        _insn(0xbf, 1, 7),                # r1 = r7
+        _insn(0xa5, 1, 0, 1, 5),          # if r1 < 5 goto +1
+        _insn(0xb7, 1, 0, 0, 0),          # r1 = 0 (unknown actions count as ABORTED)
+        _insn(0x63, 10, 1, -4),           # *(u32 *)(r10 - 4) = r1
+        _insn(0xbf, 2, 10),               # r2 = r10
+        _insn(0x07, 2, 0, 0, -4),         # r2 += -4
+        _insn(0x18, 1, 1, 0, map_fd),     # r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
+        _insn(0x00),
+        _insn(0x85, 0, 0, 0, 1),          # call bpf_map_lookup_elem
+        _insn(0x15, 0, 0, 9, 0),          # if r0 == 0 goto out
+        _insn(0x79, 1, 0, 0),             # r1 = rec->packets
+        _insn(0x07, 1, 0, 0, 1),          # r1 += 1
+        _insn(0x7b, 0, 1, 0),             # rec->packets = r1
+        _insn(0x61, 2, 6, 4),             # r2 = ctx->data_end
+        _insn(0x61, 3, 6, 0),             # r3 = ctx->data
+        _insn(0x1f, 2, 3),                # r2 -= r3
+        _insn(0x79, 1, 0, 8),             # r1 = rec->bytes
+        _insn(0x0f, 1, 2),                # r1 += r2
+        _insn(0x7b, 0, 1, 8),             # rec->bytes = r1
+        _insn(0xbf, 0, 7),                # out: r0 = r7
+        _insn(0x95),                      # exit
+    ]
+    assert len(w) == 24
+    return b"".join(w)
+
+
+def _func_info(prog_fd: int) -> list[tuple[int, int]]:
+    """(insn_off, BTF FUNC type id) of a loaded program's functions (bpf_prog_info)."""
+    info = ctypes.create_string_buffer(256)
+    _kernel.bpf(_kernel.BPF_OBJ_GET_INFO_BY_FD,
+                _kernel._attr("=IIQ", prog_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    rec_size, = struct.unpack_from("=I", info, 132)
+    n, = struct.unpack_from("=I", info, 144)
+    if not n or rec_size < 8:
+        return []
+    buf = ctypes.create_string_buffer(n * rec_size)
+    info = ctypes.create_string_buffer(256)
+    struct.pack_into("=IQI", info, 132, rec_size, ctypes.addressof(buf), n)
+    _kernel.bpf(_kernel.BPF_OBJ_GET_INFO_BY_FD,
+                _kernel._attr("=IIQ", prog_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    return [struct.unpack_from("=II", buf, i * rec_size) for i in range(n)]
+
+
+def _prog_load_raw(insns: bytes, name: str, gpl: bool, flags: int, btf_fd: int = 0,
+                   func_info: list = ()) -> tuple[int, str]:
+    """BPF_PROG_LOAD (XDP, expected_attach_type 0) of raw instructions, with BTF function
+    info when given: (fd or -1, the verifier's log)."""
+    lic = ctypes.create_string_buffer(b"GPL" if gpl else b"Proprietary")
+    code = ctypes.create_string_buffer(insns, len(insns))
+    log = ctypes.create_string_buffer(1 << 20)
+    fi = b"".join(struct.pack("=II", off, tid) for off, tid in func_info)
+    fib = ctypes.create_string_buffer(fi, max(len(fi), 1))
+    attr = _kernel._attr("=IIQQIIQII16sIIIIQIIQII", BPF_PROG_TYPE_XDP, len(insns) // 8,
+                         ctypes.addressof(code), ctypes.addressof(lic), 1, len(log), ctypes.addressof(log),
+                         0, flags, name.encode()[:15], 0, 0,
+                         btf_fd if func_info else 0, 8 if func_info else 0,
+                         ctypes.addressof(fib) if func_info else 0, len(func_info), 0, 0, 0, 0)
+    try:
+        return _kernel.bpf(_kernel.BPF_PROG_LOAD, attr, "PROG_LOAD"), ""
+    except _kernel.BPFError as e:
+        return -1, log.value.decode(errors="replace") or str(e)
+
+
+def wrap_object_program(obj: "Object", name: str, frags: bool) -> tuple[int, int, str]:
+    """Counters for a program of an object without source: load ``wrapper_insns`` + the
+    program's final instructions (libbpf's, relocated: map fds, CO-RE) as a new program.
+    Returns (prog fd, counter map fd, "") or (-1, -1, why it could not)."""
+    L = lib()
+    p = next((p for p in obj._progs() if L.bpf_program__name(p).decode() == name), None)
+    n = L.bpf_program__insn_cnt(p) if p else 0
+    addr = L.bpf_program__insns(p) if p else None
+    if not n or not addr:
+        return -1, -1, "libbpf kept no instructions of the program"
+    user = ctypes.string_at(addr, n * 8)
+    gpl = prog_stats(L.bpf_program__fd(p))["gpl_compatible"]
+    map_fd = _kernel.map_create(6, 4, 16, 5, name=COUNTER_MAP)       # PERCPU_ARRAY of {packets, bytes}
+    orig_fd = L.bpf_program__fd(p)
+    funcs = _func_info(orig_fd) if obj.btf_fd >= 0 else []
+    # BTF function info (the kernel wants it for a subprogram that tail-calls): the
+    # wrapper shares the user's FUNC type (same signature), the user's functions move by 24
+    finfo = [(0, funcs[0][1])] + [(off + 24, tid) for off, tid in funcs] if funcs else []
+    fd, log = _prog_load_raw(wrapper_insns(map_fd) + user, name, gpl, BPF_F_XDP_HAS_FRAGS if frags else 0,
+                             obj.btf_fd, finfo)
+    if fd < 0:
+        os.close(map_fd)
+        from .explain import _verifier_message
+        return -1, -1, "the verifier refused the counting wrapper: " + _verifier_message(log)
+    return fd, map_fd, ""
+
+
 # --- the loaded program ----------------------------------------------------------------
 
-NO_COUNTERS_ELF = ("counters are unavailable for an object without source: xdplab counts "
-                   "actions with a wrapper program that calls yours, and libbpf links calls only "
-                   "to functions in .text, not to another program's section; the other way, "
-                   "fexit/freplace trampolines, is refused on this kernel (EPERM). Use "
-                   "prog.stats() (runs, ns), prog.run() and the drop detector; or load the "
-                   "source (libbpf style) to get counters.")
+#: why an object without source is counted the way it is (README, lab text)
+ELF_COUNTERS = ("an object without source is counted by a second program xdplab loads: a small "
+                "wrapper that calls the object's program (its final instructions, relocated by "
+                "libbpf) as a bpf-to-bpf subprogram and counts the returned action. Linking a "
+                "wrapper object with libbpf's static linker does not work (libbpf refuses a call "
+                "into another program's section: 'bad call relo'), and fexit/freplace trampolines "
+                "are refused on this kernel (EPERM). The wrapper is what gets attached; the "
+                "object's other programs (tail-call targets) are the object's own.")
 
 
 class LibbpfProgram(XDPProgram):
@@ -740,21 +848,30 @@ class LibbpfProgram(XDPProgram):
         if self._closed:
             raise ClosedError(f"LibbpfProgram {self.name}", hint="load it again (xdplab.load(...), or re-run the cell)")
 
+    def _use_wrapper(self, fd: int, map_fd: int) -> None:
+        """Run as the counting wrapper ``fd`` (a program of its own that calls this one's
+        instructions) and count into ``map_fd``: attach() and run() use it from now on."""
+        self._fd, self._wrapper_fds = fd, (fd, map_fd)
+        self._counter_fd = map_fd
+        self.id = _kernel.prog_info(fd)["id"]
+        self.counted = True
+
     def counters(self):
         """Packets and bytes per XDP action since load, summed over CPUs (every counted
         XDP program of the object adds to them)."""
         from .maps import Counters
         self._check()
-        if COUNTER_MAP not in self.maps:
-            why = NO_COUNTERS_ELF if self.dialect.dialect == "elf" else (
-                "; ".join(self.wrap_warnings) or "the program was loaded with count=False")
+        fd = getattr(self, "_counter_fd", None)
+        if fd is None and COUNTER_MAP in self.maps:
+            fd = self.maps[COUNTER_MAP].fd
+        if fd is None:
+            why = "; ".join(self.wrap_warnings) or "the program was loaded with count=False"
             raise XDPLabError(f"no action counters for {self.name}: {why}",
                               hint="prog.stats() gives runs and ns for every program")
-        m = self.maps[COUNTER_MAP]
         p, b = {}, {}
         size = 16 * _kernel.possible_cpus()
         for i, a in enumerate(ACTIONS):
-            raw = _kernel.map_lookup(m.fd, i.to_bytes(4, "little"), size) or b""
+            raw = _kernel.map_lookup(fd, i.to_bytes(4, "little"), size) or b""
             vals = [struct.unpack_from("=QQ", raw, o) for o in range(0, len(raw), 16)]
             p[a], b[a] = sum(v[0] for v in vals), sum(v[1] for v in vals)
         return Counters(p, b)
@@ -787,6 +904,8 @@ class LibbpfProgram(XDPProgram):
         self.detach()
         self._closed = True
         self.maps.close()
+        for fd in getattr(self, "_wrapper_fds", ()):
+            os.close(fd)
         if self._owner:
             for s in self._siblings:
                 s.close()
@@ -794,8 +913,11 @@ class LibbpfProgram(XDPProgram):
 
     def __del__(self):
         try:
-            if self._owner and not self._closed and not self.links:
-                self.object.close()
+            if not self._closed and not self.links:
+                for fd in getattr(self, "_wrapper_fds", ()):
+                    os.close(fd)
+                if self._owner:
+                    self.object.close()
         except Exception:
             pass
 
@@ -813,9 +935,9 @@ class LibbpfProgram(XDPProgram):
         where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
         note = ""
         if not self.counted:
-            note = " counters: unavailable (" + (
-                "object without source" if self.dialect.dialect == "elf" else
-                "; ".join(self.wrap_warnings) or "count=False") + ")"
+            note = " counters: unavailable (" + ("; ".join(self.wrap_warnings) or "count=False") + ")"
+        elif self.dialect.dialect == "elf":
+            note = " counters: bpf-to-bpf call wrapper"
         elif self.wrap_warnings:
             note = " warning: " + "; ".join(self.wrap_warnings)
         return (f"<LibbpfProgram {self.name} sec={self.section} id={self.id} [{self.dialect}] ({where}) "
@@ -824,6 +946,18 @@ class LibbpfProgram(XDPProgram):
     def _repr_html_(self) -> str:
         from html import escape
         return f"<pre>{escape(repr(self))}</pre>"
+
+
+def _not_tail_targets(obj: "Object") -> list[str]:
+    """An object's programs that no PROG_ARRAY of it holds (the entry is one of those)."""
+    held = set()
+    for r in obj.map_refs():
+        if r.map_type == 3:
+            for k in range(r.max_entries):
+                raw = _kernel.map_lookup(r.fd, k.to_bytes(4, "little"), 4)
+                if raw is not None:
+                    held.add(struct.unpack("=I", raw)[0])      # lookups give prog ids
+    return [n for n, p in obj.programs.items() if _kernel.prog_info(p.fd)["id"] not in held]
 
 
 def _pick(progs: dict[str, ProgRef], name: str | None, prefer=None) -> str:
@@ -888,8 +1022,6 @@ def load_spec(spec, detected) -> LibbpfProgram:
     name = os.path.splitext(os.path.basename(spec.origin))[0] or "prog"
     if detected.dialect == "elf":
         elf = bytes(spec.elf)
-        if spec.count:
-            wrap_warnings.append("object without source: no action counters (see prog.counters())")
         view = _View("", spec.origin, spec.func or "")
     else:
         source = spec.source
@@ -918,12 +1050,19 @@ def load_spec(spec, detected) -> LibbpfProgram:
         except _LoadFailure as f:
             raise _load_error(view, f, warnings, detected) from None
         progs = obj.programs
-        entry = _pick(progs, spec.func, _source_order(source) if source else None)
+        entry = _pick(progs, spec.func, _source_order(source) if source else _not_tail_targets(obj))
     except BaseException:
         obj.close()
         raise
-    return LibbpfProgram(spec, obj, entry, dialect=detected, warnings=warnings, counted=counted,
+    prog = LibbpfProgram(spec, obj, entry, dialect=detected, warnings=warnings, counted=counted,
                          wrap_warnings=wrap_warnings, source_text=source)
+    if detected.dialect == "elf" and spec.count:
+        fd, map_fd, why = wrap_object_program(obj, entry, prog.frags)
+        if fd < 0:
+            prog.wrap_warnings.append(f"no action counters: {why}")
+        else:
+            prog._use_wrapper(fd, map_fd)
+    return prog
 
 
 def _dialect_hint(view) -> str:
