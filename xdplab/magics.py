@@ -115,12 +115,17 @@ class XDPMagics(Magics):
                 prog.close()
                 raise XDPLabError("%%xdp: which interface? add --dev IFACE (or a lab host: --dev h1)",
                                   hint="or --no-attach to only compile and load")
+            links_before = _links_now()
             try:
-                prog.attach(resolve_dev(args.dev), args.mode, replace=args.replace, force=args.force)
+                link = prog.attach(resolve_dev(args.dev), args.mode, replace=args.replace, force=args.force)
             except XDPLabError:
                 prog.close()
                 raise
         ns[name] = prog
+        from IPython.display import display
+        from .cellcard import Card       # what happened, in one line (issue 14)
+        display(Card.of(prog, name, link if args.attach else None,
+                        links_before.get(link.id) if args.attach else None))
         from .program import XDPProgram
         if isinstance(old, XDPProgram) and old is not prog and not old.links:
             old.close()           # its link (if any) now holds the new program
@@ -131,6 +136,12 @@ class XDPMagics(Magics):
             from IPython.display import display
             display(prog.plot())
         return None
+
+
+def _links_now() -> dict:
+    """This process's XDP links: id -> 'program (id N)' (to tell a swap from a new link)."""
+    from .program import _LINKS
+    return {l.id: f"{l.program.name} (id {l.program.id})" for l in list(_LINKS.values()) if l.attached}
 
 
 def _show(e: XDPLabError) -> None:

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import procstate
+from . import procstate, workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIVATE = procstate.SERVER_DIRS           # /run/xdplab/jupyter
@@ -49,7 +49,7 @@ def jupyter_args(port: int = 8888, ip: str = "127.0.0.1", root: Path = ROOT) -> 
     """JupyterLab's options (nothing secret: they are on its command line)."""
     return [f"--ip={ip}", f"--port={port}", "--no-browser", "--allow-root",
             f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
-            "--LabApp.default_url=/lab/tree/labs/00-welcome.ipynb"]
+            "--LabApp.default_url=/lab/tree/labs/00-welcome.ipynb", *workspace.jupyter_args(root)]
 
 
 def command(port: int = 8888, ip: str = "127.0.0.1", token: str | None = None,
@@ -102,7 +102,11 @@ def main(argv=None) -> None:
     p.add_argument("--port", type=int, default=int(os.environ.get("XDPLAB_PORT", 8888)))
     p.add_argument("--ip", default="127.0.0.1", help="listen address (default: loopback only)")
     args = p.parse_args(argv)
-    cmd, token = command(args.port, args.ip)
+    # the learner works on copies (~/xdplab-work or $XDPLAB_WORKDIR), never on labs/ itself
+    workspace.install_kernelspec()
+    for made in workspace.working_copies():
+        print(f"  new working copy: {made}")
+    cmd, token = command(args.port, args.ip, root=workspace.workdir())
     url = f"http://{args.ip}:{args.port}/lab/tree/labs/00-welcome.ipynb?token={token}"
     print(f"\n  xdplab is starting. Open:\n\n    {url}\n\n  (Ctrl-C stops JupyterLab; `./lab down` removes the lab hosts.)\n",
           flush=True)
