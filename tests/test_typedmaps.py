@@ -83,6 +83,15 @@ def test_bcc_struct_keys_and_values_by_field(flows_prog):
     m.close()
 
 
+def test_all_maps_of_a_program(flows_prog):
+    maps = tm.of(flows_prog)
+    assert {n: type(m).__name__ for n, m in maps.items()} == {
+        "flows": "HashMap", "per_proto": "PerCpuArrayMap", "xdplab_actions": "PerCpuArrayMap"}
+    assert maps["xdplab_actions"].sum(2)["packets"] == flows_prog.counters()["PASS"] == 5
+    for m in maps.values():
+        m.close()
+
+
 @pytest.mark.parametrize("key,value,match", [
     ({"saddr": -1}, {}, r"key.saddr = -1 is out of range for u32"),
     ({"saddr": 1 << 32}, {}, r"key.saddr = 4294967296 is out of range for u32"),

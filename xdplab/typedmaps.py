@@ -574,6 +574,18 @@ def open(m, *, owner=None) -> TypedMap:          # noqa: A001 (like io.open: ope
     return wrap(fd, owner=owner, name=name if isinstance(name, str) else None)
 
 
+def of(prog) -> dict:
+    """Every map of a loaded program (BCC or libbpf) as typed maps, by name. Each is a
+    handle of its own (closed with the program; ``close()`` it earlier if you like)."""
+    if isinstance(prog, Closable):
+        prog._check_open("open its maps")
+    out = {}
+    for name in prog.maps:
+        m = prog.maps[name]
+        out[name] = m if isinstance(m, TypedMap) else open(m, owner=prog)
+    return out
+
+
 def from_ref(ref, btf_raw: bytes | None = None, owner=None) -> TypedMap:
     """For ``xdplab.libbpf``: a typed map from a ``MapRef`` (name, fd, map_type, key/value
     size, BTF key/value type ids) and the object's raw BTF (None: ask the kernel)."""
