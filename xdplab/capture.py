@@ -391,18 +391,18 @@ class Recorder(Closable):
         return rows
 
     def table(self, limit: int = 50):
-        """A DataFrame: time, action, lengths, summaries of the packet before and after,
-        and whether the program changed it."""
+        """A DataFrame: time, action, lengths, the packet before and after (one line per
+        layer: ``describe()``), and whether the program changed it. Shown in a notebook
+        with every line whole (no "..." cut), so request and reply are told apart."""
         import pandas as pd
-        from scapy.layers.l2 import Ether
         rows = []
         for r in self.pairs()[-limit:]:
             rows.append({"time": pd.Timestamp(r["time"], unit="s").strftime("%H:%M:%S.%f"),
                          "action": r["action"], "len in": r["len_in"], "len out": r["len_out"],
-                         "entry": Ether(r["entry"]).summary() if r["entry"] else "",
-                         "exit": Ether(r["exit"]).summary() if r["exit"] else "",
+                         "entry": describe(r["entry"]) if r["entry"] else "",
+                         "exit": describe(r["exit"]) if r["exit"] else "",
                          "modified": (r["entry"] != r["exit"]) if r["entry"] is not None and r["exit"] is not None else None})
-        return pd.DataFrame(rows, columns=["time", "action", "len in", "len out", "entry", "exit", "modified"])
+        return wide_table(rows, columns=["time", "action", "len in", "len out", "entry", "exit", "modified"])
 
     def write_pcap(self, path, point: str = "both") -> Path:
         """Write a pcap tcpdump reads (``point``: 'entry', 'exit' or 'both', interleaved)."""
@@ -425,7 +425,67 @@ class Recorder(Closable):
     def _repr_html_(self) -> str:
         s = self.stats()
         head = ", ".join(f"{k} <b>{v}</b>" for k, v in s.items())
-        return f"<b>capture of {self.prog.name}</b> ({head}){self.table().to_html(index=False)}"
+        return f"<b>capture of {self.prog.name}</b> ({head}){self.table()._repr_html_()}"
+
+
+def describe(frame: bytes) -> str:
+    """A frame, one line per layer (scapy's summary of each): ``Ether a > b (IPv4)``,
+    ``IP 10.11.1.2 > 10.11.1.1 icmp ttl=64``, ``ICMP echo-request id=1 seq=3``..."""
+    from scapy.packet import NoPayload, Raw
+    from scapy.layers.l2 import Ether
+    lines, layer = [], Ether(frame)
+    while layer is not None and not isinstance(layer, NoPayload):
+        name = type(layer).__name__
+        if isinstance(layer, Raw):
+            lines.append(f"Raw {len(layer.load)} bytes")
+            break
+        try:
+            text = layer.mysummary()
+        except Exception:
+            text = ""
+        text = text if isinstance(text, str) else text[0] % layer if text else ""
+        text = text.removeprefix(name).strip()
+        if name == "ICMP":
+            text = f"{layer.sprintf('%ICMP.type%')} id={layer.id} seq={layer.seq}" \
+                if layer.type in (0, 8) else layer.sprintf("%ICMP.type% code %ICMP.code%")
+        elif name in ("IP", "IPv6"):
+            text += f" ttl={layer.ttl}" if name == "IP" else f" hlim={layer.hlim}"
+        lines.append(f"{name} {text}".strip())
+        layer = layer.payload
+    return "\n".join(lines)
+
+
+_WIDE = None
+
+
+def wide_table(*args, **kw):
+    """A DataFrame whose notebook view shows every cell whole (no "..." cut), a line per
+    line of text (``describe()``'s layers), left-aligned."""
+    global _WIDE
+    if _WIDE is None:
+        import pandas as pd
+
+        class WideTable(pd.DataFrame):
+            @property
+            def _constructor(self):
+                return WideTable
+
+            def _repr_html_(self) -> str:
+                from html import escape
+                def cell(v):
+                    if not isinstance(v, str):
+                        return v
+                    if "\n" in v:            # a packet, a line per layer: kept whole
+                        return ("<div style='font-family:monospace;white-space:nowrap'>"
+                                + escape(v).replace("\n", "<br>") + "</div>")
+                    return escape(v)           # long text (a reason) wraps, never cut
+                df = pd.DataFrame(self).map(cell)
+                with pd.option_context("display.max_colwidth", None):
+                    html = df.to_html(index=False, escape=False, na_rep="")
+                return ("<div style='overflow-x:auto'>" + html.replace(
+                    "<td>", "<td style='text-align:left;vertical-align:top;font-size:12px'>") + "</div>")
+        _WIDE = WideTable
+    return _WIDE(*args, **kw)
 
 
 def _has_table(bpf, name: str) -> bool:

@@ -264,6 +264,9 @@ class DropDetector(Closable):
                             if successes or tp not in _EACH_HIT_SENT}
         self._names = list(self.tracepoints)
         self._events = collections.deque(maxlen=max_events)
+        #: the last loss events for the widget: clear() does not erase what was seen
+        self._recent = collections.deque(maxlen=8)
+        self._cleared_at = time.time()
         self.bpf = None
         self._stop = threading.Event()
         self._thread = None
@@ -305,13 +308,16 @@ class DropDetector(Closable):
         k = e.k
         tp = self._names[k.tp] if k.tp < len(self._names) else str(k.tp)
         self.received += 1
-        self._events.append({
+        self._events.append(ev := {
             "time": e.ts / 1e9, "tracepoint": tp, "ifname": ifname(k.ifindex),
             "action": ACTIONS.get(k.act, str(k.act)), "errno": errno_name(k.err),
             "to": ifname(k.to) if tp not in ("xdp_cpumap_enqueue", "xdp_cpumap_kthread") else f"cpu{k.to}",
             "drops": e.drops, "sent": e.sent, "prog_id": k.prog_id, "map_id": k.map_id,
             "map_index": e.map_index, "cpu": e.cpu,
             "reason": reason(tp, ACTIONS.get(k.act, str(k.act)), k.err, k.ifindex, k.to)})
+        ev["program"] = _prog_name(k.prog_id, k.ifindex)     # now: the program that ran it
+        ev["wall"] = time.time() - time.monotonic() + e.ts / 1e9   # ktime is CLOCK_MONOTONIC
+        self._recent.append(ev)
 
     def stop(self) -> None:
         if self.bpf is None:
@@ -387,17 +393,19 @@ class DropDetector(Closable):
         if self.bpf is not None:
             self.bpf["xl_stats"].clear()
         self._events.clear()
+        self._cleared_at = time.time()
 
     def summary(self, all_events: bool = False):
         """A DataFrame: one row per (tracepoint, interface, action, errno, target, program)."""
         import pandas as pd
-        rows = [{"tracepoint": r.tracepoint, "ifname": ifname(r.ifindex), "program": _prog_name(r.prog_id),
+        rows = [{"tracepoint": r.tracepoint, "ifname": ifname(r.ifindex), "program": _prog_name(r.prog_id, r.ifindex),
                  "action": r.action, "errno": errno_name(r.err),
                  "to": ifname(r.to) if "cpumap" not in r.tracepoint else f"cpu{r.to}",
                  "events": r.events, "drops": r.drops, "sent": r.sent, "reason": r.reason}
                 for r in self.losses(all_events)]
         cols = ["tracepoint", "ifname", "program", "action", "errno", "to", "events", "drops", "sent", "reason"]
-        return pd.DataFrame(rows, columns=cols)
+        from .capture import wide_table       # the notebook view shows whole reasons
+        return wide_table(rows, columns=cols)
 
     # --- display ---------------------------------------------------------------------
     def _html(self) -> str:
@@ -405,17 +413,28 @@ class DropDetector(Closable):
         rows = self.losses()
         parts = ["<b>XDP losses</b> (xdp tracepoints: " + ", ".join(self._names) + ")"]
         if not rows:
-            parts.append("<div style='color:#2e7d32'>no drops reported</div>")
+            since = time.strftime("%H:%M:%S", time.localtime(self._cleared_at))
+            parts.append(f"<div style='color:#2e7d32'>no drops reported since {since}</div>")
         else:
             parts.append("<table><tr><th>where</th><th>program</th><th>tracepoint</th><th>action</th>"
                          "<th>errno</th><th>target</th><th>drops</th><th>why</th></tr>")
             for r in rows:
                 parts.append(
-                    f"<tr><td><code>{escape(ifname(r.ifindex))}</code></td><td>{escape(_prog_name(r.prog_id))}</td>"
+                    f"<tr><td><code>{escape(ifname(r.ifindex))}</code></td><td>{escape(_prog_name(r.prog_id, r.ifindex))}</td>"
                     f"<td>{r.tracepoint}</td><td>XDP_{r.action}</td><td>{errno_name(r.err)}</td>"
                     f"<td>{escape(ifname(r.to)) if 'cpumap' not in r.tracepoint else f'cpu{r.to}'}</td>"
                     f"<td><b style='color:#c0392b'>{r.drops}</b></td>"
                     f"<td style='text-align:left'>{escape(r.reason)}</td></tr>")
+            parts.append("</table>")
+        if self._recent:                # kept across clear(): what happened stays readable
+            parts.append("<div style='margin-top:4px'><b>recent loss events</b> (newest first)</div>"
+                         "<table><tr><th>time</th><th>where</th><th>program</th><th>tracepoint</th>"
+                         "<th>errno</th><th>drops</th><th>why</th></tr>")
+            for ev in reversed(self._recent):
+                t = time.strftime("%H:%M:%S", time.localtime(ev["wall"])) + f".{int(ev['wall'] % 1 * 1000):03d}"
+                parts.append(f"<tr><td>{t}</td><td><code>{escape(ev['ifname'])}</code></td>"
+                             f"<td>{escape(ev['program'])}</td><td>{ev['tracepoint']}</td><td>{ev['errno']}</td>"
+                             f"<td>{ev['drops']}</td><td style='text-align:left'>{escape(ev['reason'])}</td></tr>")
             parts.append("</table>")
         for p in self.programs:
             try:
@@ -450,7 +469,17 @@ class DropDetector(Closable):
         return box
 
 
-def _prog_name(prog_id: int) -> str:
+def _prog_name(prog_id: int, ifindex: int = 0) -> str:
+    """``name#id`` of the program a loss came from: the tracepoint's prog_id, or (those
+    that carry none: xdp_bulk_tx, xdp_devmap_xmit) the XDP program attached where the
+    frame was received (``ifindex``)."""
+    if not prog_id and ifindex > 0:
+        dev = ifname(ifindex)
+        try:
+            state = _kernel.xdp_state(dev) if dev and not dev.startswith("ifindex ") else {}
+        except Exception:
+            state = {}
+        prog_id = state.get("native") or state.get("generic") or 0
     if not prog_id:
         return ""
     return f"{_kernel.prog_name_by_id(prog_id)}#{prog_id}"
