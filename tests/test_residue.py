@@ -134,7 +134,8 @@ def test_kill_9_leaves_nothing_after_down_all(topo):
                           capture_output=True, text=True, env=env, timeout=120)
     after_down = residue(pid, stamp, ids, t)
     counts = lambda r: {k: len(v) for k, v in r.items()}
-    print(f"\nresidue after kill -9: {counts(after_kill)}\nresidue after down --all: {counts(after_down)}")
+    print(f"\nwhile alive: {counts(alive)}, perf fds {info['perf_fds']}"
+          f"\nresidue after kill -9: {counts(after_kill)}\nresidue after down --all: {counts(after_down)}")
     assert not any(after_kill[k] for k in ("prog", "map", "link", "xdp attached", "probe events",
                                            "pins", "process")), after_kill
     if after_kill["tracefs instances"]:
