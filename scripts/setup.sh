@@ -14,6 +14,7 @@ PKGS=(python3-bpfcc bpfcc-tools bpftool clang llvm libbpf-dev iproute2 iputils-p
       tcpdump tshark python3-venv python3-dev ca-certificates kmod
       qemu-system-x86 busybox-static
       libc6-dev-i386 make   # gnu/stubs-32.h for glibc headers under clang -target bpf; make: tests/corpus/Makefile
+      nftables iptables     # xdplab bench: nftables netdev-ingress and iptables raw/conntrack drop paths
       ${XDPLAB_EXTRA_PKGS:-})
 missing=()
 for p in "${PKGS[@]}"; do
