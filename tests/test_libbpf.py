@@ -289,3 +289,21 @@ def test_magic_takes_libbpf_cells_and_says_so(topo, capsys):
     res = ip.run_cell(f"%%xdp --dev {h1.outside} --dialect bcc --name xdp_drop_func\n{src}")
     assert res.error_in_exec is not None and "dialect='libbpf'" in res.error_in_exec.hint
     prog.close()
+
+
+def test_printk_lines_of_a_libbpf_program_reach_its_stream():
+    src = ('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\n'
+           'SEC("xdp")\nint talk(struct xdp_md *ctx)\n{\n'
+           '\tbpf_printk("talk saw %d bytes", (int)(ctx->data_end - ctx->data));\n'
+           '\treturn XDP_PASS;\n}\nchar _l[] SEC("license") = "GPL";\n')
+    prog = xdplab.load(src)
+    assert prog.spec.printk_tag
+    s = prog.printk()
+    prog.run(b"\0" * 64, repeat=2)
+    assert s.wait(3) == ["talk saw 64 bytes"] * 2
+    prog.close()
+    # no blank line after the includes: no tag, and printk() says why (it never streams nothing)
+    untagged = xdplab.load(src.replace("\n\nSEC", "\nSEC"))
+    with pytest.raises(XDPLabError, match="blank line"):
+        untagged.printk()
+    untagged.close()

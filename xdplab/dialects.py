@@ -276,3 +276,29 @@ def implicit_declarations(text: str, filename: str) -> dict[str, int]:
 def normalized(text: str) -> str:
     """clang's output with ``fatal error:`` written as ``error:`` (one parser for both)."""
     return re.sub(r"(:\d+:\d+: )fatal error: ", r"\1error: ", text)
+
+
+# --- printk tags (xdplab.printk) for libbpf-style C ------------------------------------
+
+_TOP_INCLUDE = re.compile(r'^\s*#\s*include\b.*$', re.M)
+PRINTK_DEFINE = ("#define bpf_printk(fmt, args...) ___bpf_pick_printk(args)(XDPLAB_PRINTK_TAG fmt, ##args)"
+                 " /* xdplab: tagged for prog.printk() */")
+
+
+def tag_printk(source: str) -> tuple[str, str]:
+    """Make ``bpf_printk`` put xdplab's per-program tag in front of each line: the blank
+    line after the last ``#include`` becomes a redefinition of bpf_printk (the tag itself is
+    ``-DXDPLAB_PRINTK_TAG``), so line numbers stay. Returns (source, "") or (source
+    unchanged, why it could not)."""
+    if not re.search(r"\bbpf_printk\s*\(", source):
+        return source, ""
+    last = None
+    for m in _TOP_INCLUDE.finditer(source):
+        last = m
+    if last is None:
+        return source, "no #include <bpf/bpf_helpers.h> to put the printk tag after"
+    rest = source[last.end():]
+    if not rest.startswith("\n") or not re.match(r"\n[ \t]*\n", rest):
+        return source, "no blank line after the last #include, where the printk tag goes"
+    nl = rest.index("\n", 1)
+    return source[:last.end()] + "\n" + PRINTK_DEFINE + rest[nl:], ""

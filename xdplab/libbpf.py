@@ -33,6 +33,7 @@ ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
 COUNTER_MAP = "xdplab_actions"
 BPF_PROG_TYPE_XDP = 6
 BPF_F_XDP_HAS_FRAGS = 1 << 5
+BPF_F_XDP_DEV_BOUND_ONLY = 1 << 6      # device-bound: RX metadata kfuncs (xdplab.memory)
 PERCPU_TYPES = {5, 6, 10, 21}         # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
 MAP_TYPES = {1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array", 5: "percpu_hash",
              6: "percpu_array", 9: "lru_hash", 10: "lru_percpu_hash", 11: "lpm_trie",
@@ -75,6 +76,7 @@ def lib():
         "bpf_linker__finalize": (I, [P]), "bpf_linker__free": (None, [P]),
         "libbpf_set_print": (P, [P]),
         "bpf_program__insns": (P, [P]), "bpf_program__insn_cnt": (Z, [P]),
+        "bpf_program__set_ifindex": (None, [P, U]), "bpf_program__set_flags": (I, [P, U]),
     }
     for name, (res, args) in protos.items():
         fn = getattr(L, name)
@@ -92,8 +94,7 @@ def lib():
         _log.append(buf.value.decode(errors="replace"))
         return 0
 
-    _print_cb = _print
-    L.libbpf_set_print(ctypes.cast(_print, ctypes.c_void_p))
+    _print_cb = _print               # installed around each object operation (_Capture)
     _lib = L
     return L
 
@@ -106,10 +107,15 @@ class _Capture:
         _lock.acquire()
         self.lines, _log = [], []
         self._mine = _log
+        # BCC's libbcc uses this same libbpf.so.1 and installs its own print function when
+        # it compiles: take it over for this call, and give it back after
+        L = lib()
+        self._prev = L.libbpf_set_print(ctypes.cast(_print_cb, ctypes.c_void_p))
         return self
 
     def __exit__(self, *exc):
         global _log
+        lib().libbpf_set_print(self._prev)           # None: libbpf's default (stderr)
         self.lines, _log = self._mine, None
         _lock.release()
 
@@ -585,7 +591,8 @@ class Object:
             return
         self._closed = True
         self.globals.close()
-        lib().bpf_object__close(self._ptr)
+        with _Capture():
+            lib().bpf_object__close(self._ptr)
         self._ptr = None
 
     def __del__(self):
@@ -893,8 +900,14 @@ class LibbpfProgram(XDPProgram):
         return super().run(packet, **kw)
 
     def printk(self, **kw):
-        raise NotSupported("printk streaming for libbpf-loaded programs", "",
-                           "read /sys/kernel/tracing/trace_pipe (bpf_printk lines carry the program's name)")
+        """The program's bpf_printk lines, streamed (tagged at compile time, as for BCC)."""
+        self._check()
+        if not getattr(self.spec, "printk_tag", None):
+            raise XDPLabError(f"no printk stream for {self.name}: "
+                              + (getattr(self, "printk_note", "") or "its source has no bpf_printk"),
+                              hint="leave a blank line after the #includes (the tag goes there)")
+        from .printk import PrintkStream
+        return PrintkStream(self, **kw)
 
     def close(self) -> None:
         """Detach everywhere; the loading program (not a sibling) also closes the object:
@@ -1018,20 +1031,28 @@ def _source_order(source: str) -> list[str]:
 def load_spec(spec, detected) -> LibbpfProgram:
     """Load ``spec`` (a program.Program) whose dialect is libbpf or elf."""
     from . import dialects
-    counted, wrap_warnings, warnings, source = False, [], "", None
+    counted, wrap_warnings, warnings, source, printk_note = False, [], "", None, ""
     name = os.path.splitext(os.path.basename(spec.origin))[0] or "prog"
     if detected.dialect == "elf":
         elf = bytes(spec.elf)
         view = _View("", spec.origin, spec.func or "")
     else:
         source = spec.source
-        text, wrapped, wrap_warnings = (dialects.wrap_for_counters(source) if spec.count
-                                        else (source, [], []))
+        text, why = dialects.tag_printk(source)        # before the wrapper (it has #includes)
+        extra = ()
+        if text != source:
+            from dataclasses import replace
+            from .printk import new_tag
+            spec = replace(spec, printk_tag=spec.printk_tag or new_tag())
+            extra = (f'-DXDPLAB_PRINTK_TAG="{spec.printk_tag}: "',)
+        printk_note = why
+        text, wrapped, wrap_warnings = (dialects.wrap_for_counters(text) if spec.count
+                                        else (text, [], []))
         if spec.count and not wrapped and not wrap_warnings:
             wrap_warnings.append('no `SEC("xdp") int NAME(struct xdp_md *ctx)` to wrap: actions are not counted')
         counted = bool(wrapped)
         first = len(spec.header_lines) + 1
-        cflags = spec.all_cflags() if hasattr(spec, "all_cflags") else tuple(spec.cflags)
+        cflags = (*(spec.all_cflags() if hasattr(spec, "all_cflags") else tuple(spec.cflags)), *extra)
         compiled, out, fname = dialects.compile_c(text, spec.origin, first, cflags)
         view = _View(source, fname, spec.func or (_source_order(source) or [""])[0], spec.header_lines,
                      spec.func, spec.cflags)
@@ -1042,6 +1063,10 @@ def load_spec(spec, detected) -> LibbpfProgram:
         obj = Object(elf, name)
     except ObjectError as e:
         raise (_implicit_error(view, warnings, e.log) or e) from None
+    bound = None
+    if getattr(spec, "bind_to", None) is not None:      # device-bound (RX metadata kfuncs)
+        from .memory import bind_object
+        bound = bind_object(obj, spec.bind_to)
     try:
         for k, v in (dict(spec.globals or {})).items():
             obj.globals[k] = v
@@ -1056,6 +1081,9 @@ def load_spec(spec, detected) -> LibbpfProgram:
         raise
     prog = LibbpfProgram(spec, obj, entry, dialect=detected, warnings=warnings, counted=counted,
                          wrap_warnings=wrap_warnings, source_text=source)
+    prog.bound_to = bound                          # (ifindex, name) or None
+    prog.printk_note = printk_note if detected.dialect != "elf" else (
+        "an object without source has no printk tag: read /sys/kernel/tracing/trace_pipe")
     if detected.dialect == "elf" and spec.count:
         fd, map_fd, why = wrap_object_program(obj, entry, prog.frags)
         if fd < 0:
