@@ -171,7 +171,7 @@ class Report(list):
         color = {PASS: "#2ca02c", WARN: "#e69500", FAIL: "#d62728"}
         rows = "".join(f"<tr><td style='color:{color[c.status]};font-weight:bold'>{c.status}</td>"
                        f"<td>{c.name}</td><td style='text-align:left'>{c.detail}</td>"
-                       f"<td style='text-align:left'><code>{c.fix if c.status != PASS else ''}</code></td></tr>"
+                       f"<td style='text-align:left'>{f'<code>{c.fix}</code>' if c.fix and c.status != PASS else ''}</td></tr>"
                        for c in self)
         return f"<table><tr><th></th><th>check</th><th>detail</th><th>fix</th></tr>{rows}</table>"
 
