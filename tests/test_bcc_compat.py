@@ -237,3 +237,21 @@ def test_magic_takes_cflags_and_include_dirs(ip, tmp_path):
         prog.close()
     res = ip.run_cell(f'%%xdp --no-attach -I /nonexistent-xdplab\n{body}')
     assert isinstance(res.error_in_exec, UsageError)
+
+
+def test_published_example_in_a_cell_with_its_cflags(ip, topo):
+    """BCC's xdp_drop_count C pasted into %%xdp unchanged; its Python's cflags on the line."""
+    h1 = topo["h1"]
+    body = (CORPUS / "xdp_drop_count.c").read_text()
+    line = (f"--dev {h1.outside} --cflags '-w -DRETURNCODE=XDP_DROP -DCTXTYPE=xdp_md "
+            f"-DMAPTYPE=\"percpu_array\"'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CountingWarning)
+        res = ip.run_cell(f"%%xdp {line}\n{body}")
+    assert res.error_in_exec is None
+    prog = ip.user_ns["xdp_prog1"]
+    try:
+        assert h1.ping(h1.gw4, count=3, interval=0.05) == 0
+        assert prog.counters()["DROP"] >= 3 and total(prog["dropcnt"], 1) >= 3
+    finally:
+        prog.close()
