@@ -182,6 +182,8 @@ def test_a_function_the_wrapper_cannot_wrap_is_said_not_zero():
         assert "NOT COUNTED" in repr(prog) and "not counted" in prog._repr_html_()
         with pytest.raises(CountersUnavailable, match="drop_all has no action counters"):
             prog.counters()
+    with pytest.raises(UsageError, match=r"capture=True: the counting wrapper found no `int drop_all"):
+        xdplab.load(src, func="drop_all", capture=True)             # refused before compiling
     # count=False and nothing that counts: no zeros either
     with xdplab.load("int quiet(struct xdp_md *ctx) { return XDP_DROP; }", count=False) as prog:
         with pytest.raises(CountersUnavailable, match="count=False"):

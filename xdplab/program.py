@@ -211,6 +211,11 @@ class Program:
             from .printk import new_tag
             return replace(self, printk_tag=new_tag()).load()
         entry = self.entry
+        if self.capture and self.hook == "xdp" and self.wrap_target()[1]:
+            from .errors import UsageError           # capture lives in the wrapper: refuse, not miss
+            raise UsageError(f"capture={self.capture!r}: {self.wrap_target()[1]}",
+                             hint=f"write {entry} as `int {entry}(struct xdp_md *ctx)` (not static, "
+                                  "not built by a macro) to capture its packets")
         cflags = [f"-I{INCLUDE_DIR}", "-Wno-unused-value", *self.all_cflags()]
         text = self.full_source()
         from . import safecompile
