@@ -388,3 +388,68 @@ def test_bad_pin_names_are_refused():
         for bad in ("a/b", "..", "x/../y"):
             with pytest.raises(UsageError, match="not a plain name"):
                 m.pin(bad)
+
+
+KINDS = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+struct opaque;
+struct kinds {
+    union { __u32 word; __u16 half[2]; } u;
+    float ratio;
+    const volatile __u64 *ptr;
+    struct opaque *fwd;
+    enum { K_OFF = 0, K_ON = 7 } mode;
+    __u8 flag:1, level:3;
+    __s8 delta:4;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __type(key, __u32);
+    __type(value, struct kinds);
+    __uint(max_entries, 2);
+} kinds_map SEC(".maps");
+volatile const __u32 threshold = 5;
+__u64 seen = 0;
+SEC("xdp")
+int kinds_prog(struct xdp_md *ctx)
+{
+    __u32 k = 0;
+    struct kinds *v = bpf_map_lookup_elem(&kinds_map, &k);
+    if (v && threshold) { v->u.word += 1; v->level = 5; }
+    seen++;
+    return XDP_PASS;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_btf_kinds_of_a_libbpf_object():
+    """union, float, const/volatile pointers, fwd, enum, bitfields in a map value; and the
+    object's .rodata/.bss (datasec + var) decoded by variable name."""
+    prog = xdplab.load(KINDS)
+    try:
+        prog.run(udp(53), repeat=2)
+        btf = BTF(prog.object.btf_raw())
+        assert {"union", "float", "ptr", "const", "volatile", "fwd", "enum", "var", "datasec",
+                "typedef", "struct", "array", "int"} <= {t.kind for t in btf.types}
+        m = prog["kinds_map"]
+        v = m[0]
+        assert v.u.word == 2 and v.level == 5 and v.mode == 0 and v.mode.name == "K_OFF"
+        m[1] = {"u": {"half": [1, 2]}, "ratio": 0.5, "mode": "K_ON", "flag": 1, "level": 6, "delta": -3}
+        v = m[1]
+        assert (v.u.word, v.ratio, v.mode, v.flag, v.level, v.delta) == (0x20001, 0.5, 7, 1, 6, -3)
+        with pytest.raises(UsageError, match=r"value.level = 8 is out of range for a 3-bit field"):
+            m[1] = {"level": 8}
+        with pytest.raises(UsageError, match=r"set one member of union"):
+            m[1] = {"u": {"word": 1, "half": [0, 0]}}
+        with pytest.raises(UsageError, match=r"value.mode = 'K_MAYBE' is not a value of enum"):
+            m[1] = {"mode": "K_MAYBE"}
+        sections = {r.name.split(".")[-1]: tm.from_ref(r, prog.object.btf_raw())
+                    for r in prog.object.map_refs() if r.name.endswith((".bss", ".rodata"))}
+        assert sections["rodata"][0].threshold == 5 and sections["bss"][0].seen == 2
+        assert repr(sections["bss"]).endswith("(array, 4 bytes -> .bss, max 1)>")
+        for t in sections.values():
+            t.close()
+    finally:
+        prog.close()

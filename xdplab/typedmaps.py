@@ -269,7 +269,8 @@ class TypedMap(Closable):
     def _type_names(self) -> tuple[str, str]:
         if not self.typed:
             return f"{self.key_size} bytes", f"{self.value_size} bytes"
-        return self.btf.type_name(self.key_type_id) if self.key_type_id else "?", self.btf.type_name(self.value_type_id)
+        key = self.btf.type_name(self.key_type_id) if self.key_type_id else f"{self.key_size} bytes"
+        return key, self.btf.type_name(self.value_type_id)
 
     def __repr__(self) -> str:
         if self.closed:
