@@ -257,3 +257,14 @@ def test_published_example_in_a_cell_with_its_cflags(ip, topo):
         assert prog.counters()["DROP"] >= 3 and total(prog["dropcnt"], 1) >= 3
     finally:
         prog.close()
+
+
+def test_a_signature_over_several_lines_keeps_line_numbers():
+    src = ("int multi(\n"
+           "    struct CTXTYPE *ctx)\n"
+           "{\n"
+           "    return undeclared_thing;\n"
+           "}\n")
+    with pytest.raises(xdplab.CompileError) as e:
+        xdplab.load(src, cflags="-DCTXTYPE=xdp_md")
+    assert e.value.diagnostics[0][0] == 4 and "undeclared_thing" in e.value.diagnostics[0][3]

@@ -163,7 +163,7 @@ class Program:
             if m:
                 inner = f"__xdplab_user_{entry}"
                 user = (user[:m.start()] + f"{m['indent']}static __always_inline int {inner}(struct {m['type']} *{m['arg']})"
-                        + user[m.end():])
+                        + "\n" * m[0].count("\n") + user[m.end():])      # a signature over lines keeps them
                 wrapper = (f"\n#line 1 \"<xdplab wrapper>\"\nint {entry}(struct xdp_md *ctx)\n"
                            f"{{\n    return xdplab_count(ctx, {inner}(ctx));\n}}\n")
                 if self.capture:
