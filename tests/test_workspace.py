@@ -80,7 +80,8 @@ def test_running_jupyterlab_has_the_settings_and_the_c_cell_extension(jupyter):
     base, token = jupyter
     get = lambda p: json.load(urllib.request.urlopen(f"{base}/{p}?token={token}", timeout=30))   # noqa: E731
     s = get("lab/api/settings/@jupyterlab/apputils-extension:notification")
-    assert s["composite"]["fetchNews"] == "false" and s["composite"]["checkForUpdates"] is False
+    props = s["schema"]["properties"]             # overrides.json becomes the defaults
+    assert props["fetchNews"]["default"] == "false" and props["checkForUpdates"]["default"] is False
     names = {e["name"] for e in get("lab/api/extensions")}
     assert "xdplab-c-cells" in names, names
     listing = get("api/contents/labs")
