@@ -307,3 +307,22 @@ def test_printk_lines_of_a_libbpf_program_reach_its_stream():
     with pytest.raises(XDPLabError, match="blank line"):
         untagged.printk()
     untagged.close()
+
+
+def test_bad_input_gets_typed_errors_and_creates_nothing():
+    from xdplab.errors import MapKeyError, NotSupported, UsageError
+    src = (CORPUS / "xdp_global_data.c").read_text()
+    with pytest.raises(MapKeyError, match="no global variable 'nope'"):
+        xdplab.load(src, origin="g.c", globals={"nope": 1})
+    with pytest.raises(UsageError, match="does not fit"):
+        xdplab.load(src, origin="g.c", globals={"drop_proto": 300})
+    with pytest.raises(UsageError, match="unknown dialect"):
+        xdplab.load(src, dialect="ebpf")
+    with pytest.raises(NotSupported, match="capture"):
+        xdplab.load(src, origin="g.c", capture=True)
+    with pytest.raises(UsageError, match="no program 'nope'"):
+        xdplab.load(src, origin="g.c", func="nope")
+    prog = xdplab.load(src, origin="g.c")
+    with pytest.raises(MapKeyError):
+        prog["nope"]
+    prog.close()

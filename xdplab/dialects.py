@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CompileError, XDPLabError
+from .errors import CompileError, UsageError, XDPLabError
 
 DIALECTS = ("bcc", "libbpf", "elf")
 ELF_MAGIC = b"\x7fELF"
@@ -66,7 +66,7 @@ def detect(source, dialect: str | None = None) -> Detected:
             try:
                 source = data.decode()
             except UnicodeDecodeError:
-                raise XDPLabError("the input is neither C text nor an ELF object (first bytes "
+                raise UsageError("the input is neither C text nor an ELF object (first bytes "
                                   f"{data[:4]!r})", hint="pass C source, or a BPF object built by "
                                   "`clang -O2 -g -target bpf -c prog.c -o prog.o`") from None
             found = None
@@ -83,12 +83,12 @@ def detect(source, dialect: str | None = None) -> Detected:
         return found
     d = str(dialect).lower()
     if d not in DIALECTS:
-        raise XDPLabError(f"unknown dialect {dialect!r}", hint="use 'bcc', 'libbpf' or 'elf' (or leave it out)")
+        raise UsageError(f"unknown dialect {dialect!r}", hint="use 'bcc', 'libbpf' or 'elf' (or leave it out)")
     if d == "elf" and found.dialect != "elf":
-        raise XDPLabError("dialect='elf' needs a compiled object (bytes starting with the ELF magic)",
+        raise UsageError("dialect='elf' needs a compiled object (bytes starting with the ELF magic)",
                           hint="pass the .o file's bytes or use Program.from_file('x.o')")
     if d != "elf" and found.dialect == "elf":
-        raise XDPLabError(f"dialect={d!r} but the input is a compiled ELF object",
+        raise UsageError(f"dialect={d!r} but the input is a compiled ELF object",
                           hint="leave dialect out (or 'elf') for a .o")
     return Detected(d, "explicit" if d == found.dialect else f"explicit; detection said {found}")
 

@@ -26,7 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import _kernel
-from .errors import ClosedError, CompileError, NotSupported, VerifierError, XDPLabError
+from .errors import (ClosedError, CompileError, MapKeyError, NotSupported, UsageError, VerifierError,
+                     XDPLabError)
 from .program import XDPProgram
 
 ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
@@ -242,7 +243,8 @@ class Globals(Mapping):
 
     def var(self, name: str) -> Var:
         if name not in self._vars:
-            raise KeyError(f"no global variable {name!r}; this object has {', '.join(self._vars) or 'none'}")
+            raise MapKeyError(f"no global variable {name!r}; this object has {', '.join(self._vars) or 'none'}",
+                              hint="globals are the object's .rodata/.bss/.data variables")
         return self._vars[name][0]
 
     def __getitem__(self, name):
@@ -263,17 +265,17 @@ class Globals(Mapping):
                                    "or make it non-const (.bss/.data can change at run time)")
         if isinstance(value, int):
             if v.signed is None and v.size not in (1, 2, 4, 8):
-                raise XDPLabError(f"{name} is {v.size} bytes, not an integer", hint="assign bytes")
+                raise UsageError(f"{name} is {v.size} bytes, not an integer", hint="assign bytes")
             try:
                 raw = value.to_bytes(v.size, "little", signed=bool(v.signed) or value < 0)
             except OverflowError:
-                raise XDPLabError(f"{value} does not fit {name} ({v.size} bytes)") from None
+                raise UsageError(f"{value} does not fit {name} ({v.size} bytes)") from None
         elif isinstance(value, (bytes, bytearray)):
             if len(value) > v.size:
-                raise XDPLabError(f"{len(value)} bytes do not fit {name} ({v.size} bytes)")
+                raise UsageError(f"{len(value)} bytes do not fit {name} ({v.size} bytes)")
             raw = bytes(value).ljust(v.size, b"\0")
         else:
-            raise XDPLabError(f"cannot store {type(value).__name__} in {name}", hint="an int or bytes")
+            raise UsageError(f"cannot store {type(value).__name__} in {name}", hint="an int or bytes")
         self._write(mp, v.offset, raw)
 
     def __iter__(self):
@@ -356,7 +358,7 @@ class RawMap:
         size = _round8(self.ref.value_size) * self._ncpu if self.percpu else self.ref.value_size
         raw = _kernel.map_lookup(self.ref.fd, self._k(key), size)
         if raw is None:
-            raise KeyError(key)
+            raise MapKeyError(f"{self.name}: no key {key!r}")
         return self._decode(raw)
 
     def __setitem__(self, key, value):
@@ -366,7 +368,7 @@ class RawMap:
     def __delitem__(self, key):
         self._obj._check()
         if not _kernel.map_delete(self.ref.fd, self._k(key)):
-            raise KeyError(key)
+            raise MapKeyError(f"{self.name}: no key {key!r}")
 
     def keys(self):
         self._obj._check()
@@ -430,7 +432,7 @@ class Maps(Mapping):
 
     def __getitem__(self, name):
         if name not in self._maps:
-            raise KeyError(f"no map {name!r}; this program has {', '.join(self._maps) or 'none'}")
+            raise MapKeyError(f"no map {name!r}; this program has {', '.join(self._maps) or 'none'}")
         return self._maps[name]
 
     def __iter__(self):
@@ -980,7 +982,7 @@ def _pick(progs: dict[str, ProgRef], name: str | None, prefer=None) -> str:
         by_sec = [n for n, r in progs.items() if r.section == name]
         if by_sec:
             return by_sec[0]
-        raise XDPLabError(f"no program {name!r} in this object",
+        raise UsageError(f"no program {name!r} in this object",
                           hint="programs (function: section): " + ", ".join(
                               f"{n}: {r.section}" for n, r in progs.items()))
     xdp = [n for n, r in progs.items() if r.prog_type == BPF_PROG_TYPE_XDP
@@ -1031,6 +1033,13 @@ def _source_order(source: str) -> list[str]:
 def load_spec(spec, detected) -> LibbpfProgram:
     """Load ``spec`` (a program.Program) whose dialect is libbpf or elf."""
     from . import dialects
+    if getattr(spec, "hook", "xdp") != "xdp":
+        raise NotSupported(f"hook={spec.hook!r} for {detected.dialect} programs", "",
+                           "xdplab loads libbpf-style C and objects as XDP programs; TC programs: BCC dialect")
+    if getattr(spec, "capture", False):
+        raise NotSupported(f"capture at entry/exit for {detected.dialect} programs", "",
+                           "the capture wrapper is BCC-dialect C; use prog.run() on crafted packets, "
+                           "or xdplab.DropDetector, or load the program as BCC (dialect='bcc')")
     counted, wrap_warnings, warnings, source, printk_note = False, [], "", None, ""
     name = os.path.splitext(os.path.basename(spec.origin))[0] or "prog"
     if detected.dialect == "elf":

@@ -202,6 +202,11 @@ class Program:
         if found.dialect != "bcc":
             from .libbpf import load_spec
             return load_spec(self, found)
+        if self.globals:
+            from .errors import UsageError
+            raise UsageError("globals= sets .rodata/.bss/.data of libbpf objects; this is BCC-dialect C",
+                             hint="write the program libbpf-style (SEC(\"xdp\"), const volatile globals), "
+                                  "or set a BCC map from Python after load")
         from bcc import BPF
         from . import explain
         if self.hook not in ("xdp", "tc"):
