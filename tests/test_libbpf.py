@@ -266,6 +266,7 @@ def test_rerun_swaps_through_the_same_link_and_bcc_stats(topo):
     a = load("xdp_pass_drop_kern.c", func="xdp_pass_func")
     link = a.attach(h1.outside)
     b = xdplab.load("int d(struct xdp_md *ctx) { return XDP_DROP; }")        # BCC, same Link
+    assert b.dialect.dialect == "bcc" and a.dialect.dialect == "libbpf"
     assert b.attach(h1.outside) is link and _kernel.xdp_state(h1.outside) == {"native": b.id}
     assert h1.ping(h1.gw4, count=2, interval=0.05, timeout=0.3) == 0
     assert b.stats().runs >= 0

@@ -796,7 +796,7 @@ class LibbpfProgram(XDPProgram):
     def __init__(self, spec, obj: Object, entry: str, *, dialect, warnings: str = "",
                  counted: bool = False, wrap_warnings=(), owner: bool = True, source_text=None):
         self.spec, self.object, self.bpf = spec, obj, None
-        self.dialect = dialect
+        self._dialect = dialect
         self.warnings = warnings
         progs = obj.programs
         ref = progs[entry]
@@ -822,6 +822,11 @@ class LibbpfProgram(XDPProgram):
     def fd(self) -> int:
         self._check()
         return self._fd
+
+    @property
+    def dialect(self):
+        """libbpf or elf, and what gave it away (``xdplab.dialects.Detected``)."""
+        return self._dialect
 
     @property
     def closed(self) -> bool:

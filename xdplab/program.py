@@ -330,6 +330,11 @@ class LoadedProgram(Closable):
     def __getitem__(self, name):
         return self.maps[name]
 
+    @property
+    def dialect(self):
+        """Which dialect the source is and why (``xdplab.dialects.Detected``): "bcc" here."""
+        return self.spec.detected()
+
     def stats(self):
         """Runs and run time (ns), from the kernel: ``Stats(runs, ns, ns_per_run)``. The
         kernel counts while BPF_ENABLE_STATS is on, which this switches on for the process
