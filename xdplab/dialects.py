@@ -114,13 +114,20 @@ def vmlinux_dir() -> Path | None:
     bpftool, cached per kernel release + BTF hash), or None without kernel BTF/bpftool."""
     if not os.path.exists("/sys/kernel/btf/vmlinux"):
         return None
-    d = CACHE / _btf_id()
+    key = _btf_id()
+    d = CACHE / key
     if (d / "vmlinux.h").exists():
         return d
     bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"
     if not os.path.exists(bpftool):
         return None
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:                       # not root: a cache of this user's own
+        d = Path(tempfile.gettempdir()) / f"xdplab-vmlinux-{os.getuid()}" / key
+        if (d / "vmlinux.h").exists():
+            return d
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = d / f".vmlinux.h.{os.getpid()}"
     with open(tmp, "wb") as out:
         r = subprocess.run([bpftool, "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],

@@ -855,6 +855,7 @@ class LibbpfProgram(XDPProgram):
             return self
         p = LibbpfProgram(self.spec, self.object, entry, dialect=self.dialect, counted=self.counted,
                           owner=False, source_text=self.source)
+        p._parent = self                  # the object lives while a sibling does
         self._siblings.append(p)
         return p
 
