@@ -327,3 +327,24 @@ def test_bad_input_gets_typed_errors_and_creates_nothing():
     with pytest.raises(MapKeyError):
         prog["nope"]
     prog.close()
+
+
+def test_drop_detector_and_counters_see_an_objects_aborts(topo, tmp_path):
+    """An object without source that returns XDP_ABORTED: the drop detector (xdp_exception)
+    names the attached program, and the wrapper's counters agree."""
+    from scapy.all import IP, UDP
+    from xdplab.trace import DropDetector
+    h = topo["h1"]
+    obj = tmp_path / "pass_drop.o"
+    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c",
+                    str(CORPUS / "xdp_pass_drop_kern.c"), "-o", str(obj)], check=True)
+    prog = Program.from_file(str(obj), func="xdp_aborted_func").load()
+    assert prog.dialect.dialect == "elf" and prog.name == "xdp_aborted_func"
+    prog.attach(h.outside)
+    with DropDetector() as dd:
+        dd.clear()
+        h.send(IP(src=h.ipv4, dst=h.gw4) / UDP(sport=1234, dport=9) / (b"x" * 32), count=2)
+        rows = [r for r in dd.wait(timeout=1.0, min_drops=2) if r.ifindex == h.ifindex]
+    assert [(r.tracepoint, r.action, r.prog_id) for r in rows] == [("xdp_exception", "ABORTED", prog.id)]
+    assert rows[0].drops == prog.counters()["ABORTED"] >= 2
+    prog.close()
