@@ -99,6 +99,9 @@ class Program:
     elf: bytes | None = None
     #: libbpf objects: global variables (.rodata/.bss/.data) to set before load
     globals: object = None
+    #: libbpf-style C/objects: bind to this device (interface name or lab Host) at load,
+    #: BPF_F_XDP_DEV_BOUND_ONLY + prog_ifindex: the RX metadata kfuncs need it (xdplab.memory)
+    bind_to: object = None
 
     def __post_init__(self):
         from .bcccompat import include_flags, split_cflags
@@ -207,6 +210,11 @@ class Program:
             raise UsageError("globals= sets .rodata/.bss/.data of libbpf objects; this is BCC-dialect C",
                              hint="write the program libbpf-style (SEC(\"xdp\"), const volatile globals), "
                                   "or set a BCC map from Python after load")
+        if self.bind_to is not None:
+            from .errors import UsageError
+            raise UsageError(f"bind_to={getattr(self.bind_to, 'outside', self.bind_to)!r}: BCC cannot load "
+                             "device-bound programs", hint="write the program libbpf-style (#include "
+                             "<bpf/bpf_helpers.h>, SEC(\"xdp\")) or pass dialect=\"libbpf\"")
         from bcc import BPF
         from . import explain
         if self.hook not in ("xdp", "tc"):
@@ -510,7 +518,7 @@ def attach(prog: XDPProgram, dev: str, mode: str = "native", *, replace: bool = 
         fd = _kernel.link_create_xdp(prog.fd, ifindex, mode_key)
     except _kernel.BPFError as e:
         raise AttachError(f"the kernel refused to attach {prog.name} to {dev} in {mode_key} mode: "
-                          f"{e.strerror}", hint=_attach_hint(e, mode_key)) from None
+                          f"{e.strerror}", hint=_attach_hint(e, mode_key, prog, ifindex)) from None
     return new_link(prog, fd, dev, ifindex, mode_key)
 
 
@@ -562,8 +570,17 @@ def _take_off(dev: str, ifindex: int, present: dict) -> None:
             _kernel.netlink_detach_xdp(dev, mode)
 
 
-def _attach_hint(e: OSError, mode: str) -> str:
+def _attach_hint(e: OSError, mode: str, prog=None, ifindex: int = 0) -> str:
     import errno
+    bound = getattr(prog, "bound_to", None)           # load(..., bind_to=dev): xdplab.memory
+    if e.errno == errno.EINVAL and bound:
+        return (f"{prog.name} is device-bound to {bound[1]} (BPF_F_XDP_DEV_BOUND_ONLY, for the RX "
+                "metadata kfuncs): it attaches only there, in native mode; load it again with "
+                "bind_to= the device you want")
+    if e.errno == errno.ERANGE:
+        return ("the MTU (this device's, or for veth its peer's) needs more than one page per frame: "
+                "a program without multi-buffer support is refused. Load it as SEC(\"xdp.frags\") "
+                "(BPF_F_XDP_HAS_FRAGS; read the frame with bpf_xdp_load_bytes) or lower the MTU")
     if e.errno == errno.EEXIST or e.errno == errno.EBUSY:
         return "another program is attached in the other mode; detach it first (native and generic cannot mix)"
     if e.errno == errno.EOPNOTSUPP:

@@ -383,6 +383,13 @@ class Generator(Closable):
         if len(self.frame) > limit:
             raise XDPLabError(f"the frame has {len(self.frame)} B but {out} takes at most {limit} "
                               f"(MTU {d['mtu']})")
+        from .memory import LINEAR_MAX
+        if len(self.frame) > LINEAR_MAX:       # bpf_prog_test_run_xdp: no jumbo frames in live mode
+            raise XDPLabError(f"the frame has {len(self.frame)} B: live frames must fit one page "
+                              f"({LINEAR_MAX} B after XDP's headroom and skb_shared_info); the kernel "
+                              "refuses multi-buffer frames in BPF_PROG_RUN live mode",
+                              hint="send jumbo frames from a lab host: xdplab.memory.send(host, pkt, count); "
+                                   "prog.run(pkt) takes them (test runs split them into fragments)")
         peer = find_peer(out, self.netns) if d["kind"] == "veth" else None
         if d["kind"] == "veth" and peer is None:
             raise XDPLabError(f"cannot find the peer of veth {_where(self.netns, out)}")
