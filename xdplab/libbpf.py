@@ -35,7 +35,6 @@ COUNTER_MAP = "xdplab_actions"
 BPF_PROG_TYPE_XDP = 6
 BPF_F_XDP_HAS_FRAGS = 1 << 5
 BPF_F_XDP_DEV_BOUND_ONLY = 1 << 6      # device-bound: RX metadata kfuncs (xdplab.memory)
-BPF_F_XDP_DEV_BOUND_ONLY = 1 << 6      # device-bound: RX metadata kfuncs (xdplab.memory)
 PERCPU_TYPES = {5, 6, 10, 21}         # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
 MAP_TYPES = {1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array", 5: "percpu_hash",
              6: "percpu_array", 9: "lru_hash", 10: "lru_percpu_hash", 11: "lpm_trie",
@@ -78,7 +77,6 @@ def lib():
         "bpf_linker__finalize": (I, [P]), "bpf_linker__free": (None, [P]),
         "libbpf_set_print": (P, [P]),
         "bpf_program__insns": (P, [P]), "bpf_program__insn_cnt": (Z, [P]),
-        "bpf_program__set_ifindex": (None, [P, U]), "bpf_program__set_flags": (I, [P, U]),
         "bpf_program__set_ifindex": (None, [P, U]), "bpf_program__set_flags": (I, [P, U]),
     }
     for name, (res, args) in protos.items():
@@ -1084,10 +1082,6 @@ def load_spec(spec, detected) -> LibbpfProgram:
     if getattr(spec, "bind_to", None) is not None:      # device-bound (RX metadata kfuncs)
         from .memory import bind_object
         bound = bind_object(obj, spec.bind_to)
-    bound = None
-    if getattr(spec, "bind_to", None) is not None:      # device-bound (RX metadata kfuncs)
-        from .memory import bind_object
-        bound = bind_object(obj, spec.bind_to)
     try:
         for k, v in (dict(spec.globals or {})).items():
             obj.globals[k] = v
@@ -1102,7 +1096,6 @@ def load_spec(spec, detected) -> LibbpfProgram:
         raise
     prog = LibbpfProgram(spec, obj, entry, dialect=detected, warnings=warnings, counted=counted,
                          wrap_warnings=wrap_warnings, source_text=source)
-    prog.bound_to = bound                          # (ifindex, name) or None
     prog.bound_to = bound                          # (ifindex, name) or None
     prog.printk_note = printk_note if detected.dialect != "elf" else (
         "an object without source has no printk tag: read /sys/kernel/tracing/trace_pipe")
