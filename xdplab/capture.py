@@ -397,7 +397,7 @@ class Recorder(Closable):
         import pandas as pd
         rows = []
         for r in self.pairs()[-limit:]:
-            rows.append({"time": pd.Timestamp(r["time"], unit="s").strftime("%H:%M:%S.%f"),
+            rows.append({"time": pd.Timestamp(r["time"], unit="s").strftime("%H:%M:%S.%f")[:-3],
                          "action": r["action"], "len in": r["len_in"], "len out": r["len_out"],
                          "entry": describe(r["entry"]) if r["entry"] else "",
                          "exit": describe(r["exit"]) if r["exit"] else "",
@@ -476,7 +476,7 @@ def wide_table(*args, **kw):
                     if not isinstance(v, str):
                         return v
                     if "\n" in v:            # a packet, a line per layer: kept whole
-                        return ("<div style='font-family:monospace;white-space:nowrap'>"
+                        return ("<div style='font-family:monospace;font-size:11px;white-space:nowrap'>"
                                 + escape(v).replace("\n", "<br>") + "</div>")
                     return escape(v)           # long text (a reason) wraps, never cut
                 df = pd.DataFrame(self).map(cell)

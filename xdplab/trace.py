@@ -432,7 +432,8 @@ class DropDetector(Closable):
                          "<th>errno</th><th>drops</th><th>why</th></tr>")
             for ev in reversed(self._recent):
                 t = time.strftime("%H:%M:%S", time.localtime(ev["wall"])) + f".{int(ev['wall'] % 1 * 1000):03d}"
-                parts.append(f"<tr><td>{t}</td><td><code>{escape(ev['ifname'])}</code></td>"
+                parts.append(f"<tr><td style='white-space:nowrap'>{t}</td>"
+                             f"<td style='white-space:nowrap'><code>{escape(ev['ifname'])}</code></td>"
                              f"<td>{escape(ev['program'])}</td><td>{ev['tracepoint']}</td><td>{ev['errno']}</td>"
                              f"<td>{ev['drops']}</td><td style='text-align:left'>{escape(ev['reason'])}</td></tr>")
             parts.append("</table>")
