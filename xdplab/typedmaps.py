@@ -535,13 +535,9 @@ def _kernel_btf(fd: int):
     return _btf_by_id(ids["btf_id"]), ids["btf_key_type_id"], ids["btf_value_type_id"]
 
 
-_BTF_CACHE: dict[int, BTF] = {}
-
-
 def _btf_by_id(btf_id: int) -> BTF:
-    if btf_id not in _BTF_CACHE:
-        _BTF_CACHE[btf_id] = BTF.from_id(btf_id)
-    return _BTF_CACHE[btf_id]
+    """Parsed fresh each time: the kernel reuses the ids of BTF objects it freed."""
+    return BTF.from_id(btf_id)
 
 
 def wrap(fd: int, **kw) -> TypedMap:
