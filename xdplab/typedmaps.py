@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import _kernel
 from .btf import BTF, Codec, IntCodec, BytesCodec
-from .errors import Closable, MapError, MapKeyError, NotSupported, UsageError, XDPLabError
+from .errors import Closable, MapError, MapKeyError, NotSupported, UsageError
 
 MAP_TYPES = {1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array", 5: "percpu_hash",
              6: "percpu_array", 7: "stack_trace", 8: "cgroup_array", 9: "lru_hash",
