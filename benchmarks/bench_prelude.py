@@ -11,6 +11,7 @@ Compiles only (BCC's BPF(text=...)); nothing is loaded or attached.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import time
@@ -38,7 +39,10 @@ def main() -> None:
     args = ap.parse_args()
     from xdplab.programs.program import Program
     now = (INC / "xdplab.h").read_text()
-    unguarded = now.replace("#define _LINUX_SOCKET_H\n", "", 1)
+    # without the guard: no _LINUX_SOCKET_H, no struct sockaddr of our own (socket.h has it)
+    unguarded = re.sub(r"#define _LINUX_SOCKET_H\n.*?\n};\n", "", now, count=1, flags=re.S)
+    unguarded = unguarded.replace("#undef sockaddr\n#undef _LINUX_SOCKET_H\n", "")
+    assert "_LINUX_SOCKET_H" not in unguarded and "xdplab_sockaddr" not in unguarded
     old = subprocess.run(["git", "show", "eaa174d:bpf/include/xdplab.h"], cwd=ROOT,
                          capture_output=True, text=True).stdout
     cases = {

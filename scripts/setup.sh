@@ -14,6 +14,7 @@ PKGS=(python3-bpfcc bpfcc-tools bpftool clang llvm libbpf-dev iproute2 iputils-p
       tcpdump tshark python3-venv python3-dev ca-certificates kmod
       qemu-system-x86 busybox-static
       libc6-dev-i386 make   # gnu/stubs-32.h for glibc headers under clang -target bpf; make: tests/corpus/Makefile
+      nftables iptables     # xdplab bench: nftables netdev-ingress and iptables raw/conntrack drop paths
       ${XDPLAB_EXTRA_PKGS:-})
 missing=()
 for p in "${PKGS[@]}"; do
@@ -81,3 +82,7 @@ else
 fi
 "$VENV/bin/python" -c "import bcc, pyroute2, scapy, bokeh, jupyter_bokeh" \
   || { echo "xdplab setup: the venv cannot import its packages" >&2; exit 1; }
+
+# 5. The Jupyter kernel the lab notebooks name ("Python 3 (xdplab)": this venv + this checkout)
+PYTHONPATH="$REPO" "$VENV/bin/python" -c \
+  "from xdplab.ui.workspace import install_kernelspec as i; print('[xdplab setup] Jupyter kernel xdplab:', i())"

@@ -19,8 +19,8 @@ import pytest
 
 import xdplab
 from xdplab import kernel
-from xdplab.ui import server
 from xdplab.net import topology
+from xdplab.ui import server, workspace
 
 _ids = itertools.count(1)
 TEST_PREFIX = "xt"
@@ -70,12 +70,14 @@ def jupyter(tmp_path_factory):
     """JupyterLab as `./lab start` runs it, on a free port; kernels it starts get a topology
     prefix of their own. Yields (base URL, token)."""
     port = free_port()
-    root = tmp_path_factory.mktemp("jupyter-root")     # a copy: JupyterLab autosaves what it runs
-    shutil.copytree(Path(__file__).resolve().parent.parent / "labs", root / "labs")
+    root = tmp_path_factory.mktemp("jupyter-root")     # working copies, as ./lab start makes them
+    workspace.working_copies(dest=root)
     cmd, token = server.command(port=port, root=root)
     env = dict(os.environ, XDPLAB_PREFIX=f"xj{os.getpid() % 100}-", XDPLAB_NET="196",
                PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    # a file, not a pipe: nobody reads a pipe while labs run, and a full one blocks JupyterLab
+    log = root / "jupyterlab.log"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), text=True, env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -86,7 +88,7 @@ def jupyter(tmp_path_factory):
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("JupyterLab did not start: " + proc.stderr.read()[-2000:])
+        pytest.fail("JupyterLab did not start: " + log.read_text()[-2000:])
     yield base, token
     proc.terminate()
     proc.wait(timeout=20)

@@ -16,6 +16,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from xdplab.net import topology
+from xdplab.ui import workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +36,7 @@ def run_notebook(path, tag: int = 0, timeout: int = 180, keep: bool = False):
     os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}".rstrip(os.pathsep)
     t0 = time.monotonic()
     try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        client = NotebookClient(nb, timeout=timeout, kernel_name=workspace.KERNEL_NAME,
                                 resources={"metadata": {"path": str(path.parent)}})
         client.execute()
     finally:

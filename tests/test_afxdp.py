@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from xdplab import AttachError, CompileError, NotSupported, XDPLabError
+from xdplab import AttachError, ClosedError, CompileError, NotSupported, XDPLabError
 
 from xdplab import kernel
 from xdplab.net.afxdp import DESC, XSK, XSKError, redirect_program
@@ -234,7 +234,7 @@ def test_close_releases_everything(topo, udp_prog):
     assert len(os.listdir("/proc/self/fd")) == fds0
     assert not [l for l in open("/proc/self/maps") if inode in l]
     assert kernel.xdp_state(h.outside) == {}
-    with pytest.raises(XSKError, match="released"):
+    with pytest.raises(ClosedError, match="closed.*released"):
         view.data
     # the queue is free again: a new socket binds
     with XSK(h.outside, 0) as again:

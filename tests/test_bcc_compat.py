@@ -182,6 +182,8 @@ def test_a_function_the_wrapper_cannot_wrap_is_said_not_zero():
         assert "NOT COUNTED" in repr(prog) and "not counted" in prog._repr_html_()
         with pytest.raises(CountersUnavailable, match="drop_all has no action counters"):
             prog.counters()
+    with pytest.raises(UsageError, match=r"capture=True: the counting wrapper found no `int drop_all"):
+        xdplab.load(src, func="drop_all", capture=True)             # refused before compiling
     # count=False and nothing that counts: no zeros either
     with xdplab.load("int quiet(struct xdp_md *ctx) { return XDP_DROP; }", count=False) as prog:
         with pytest.raises(CountersUnavailable, match="count=False"):
@@ -237,3 +239,32 @@ def test_magic_takes_cflags_and_include_dirs(ip, tmp_path):
         prog.close()
     res = ip.run_cell(f'%%xdp --no-attach -I /nonexistent-xdplab\n{body}')
     assert isinstance(res.error_in_exec, UsageError)
+
+
+def test_published_example_in_a_cell_with_its_cflags(ip, topo):
+    """BCC's xdp_drop_count C pasted into %%xdp unchanged; its Python's cflags on the line."""
+    h1 = topo["h1"]
+    body = (CORPUS / "xdp_drop_count.c").read_text()
+    line = (f"--dev {h1.outside} --cflags '-w -DRETURNCODE=XDP_DROP -DCTXTYPE=xdp_md "
+            f"-DMAPTYPE=\"percpu_array\"'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CountingWarning)
+        res = ip.run_cell(f"%%xdp {line}\n{body}")
+    assert res.error_in_exec is None
+    prog = ip.user_ns["xdp_prog1"]
+    try:
+        assert h1.ping(h1.gw4, count=3, interval=0.05) == 0
+        assert prog.counters()["DROP"] >= 3 and total(prog["dropcnt"], 1) >= 3
+    finally:
+        prog.close()
+
+
+def test_a_signature_over_several_lines_keeps_line_numbers():
+    src = ("int multi(\n"
+           "    struct CTXTYPE *ctx)\n"
+           "{\n"
+           "    return undeclared_thing;\n"
+           "}\n")
+    with pytest.raises(xdplab.CompileError) as e:
+        xdplab.load(src, cflags="-DCTXTYPE=xdp_md")
+    assert e.value.diagnostics[0][0] == 4 and "undeclared_thing" in e.value.diagnostics[0][3]

@@ -23,6 +23,8 @@ SMALLEST = [  # (script and arguments, a line the result must contain)
     (["bench_redirect.py", "--frames", "10000", "--trials", "1"], "cpumap"),
     (["bench_router.py", "--rounds", "1", "--seconds", "0.3"], "ratio XDP / kernel"),
     (["bench_afxdp.py", "--seconds", "0.2", "--trials", "1"], "ratio af_xdp batch "),
+    (["bench_prelude.py", "--runs", "1"], "lab program, prelude without the socket guard"),
+    (["bench_libbpf.py", "1"], "ratio libbpf / bcc"),
 ]
 
 

@@ -95,3 +95,23 @@ def test_capture_needs_instrumented_program():
     with pytest.raises(xdplab.XDPLabError, match="capture=True"):
         prog.capture()
     prog.close()
+
+
+def test_table_tells_packets_apart_and_is_never_cut():
+    """Issue 14: the capture table's entry/exit are a line per layer (request and reply
+    differ in words), and its notebook view shows every line whole."""
+    from scapy.all import ICMP, IP, Ether
+    from xdplab.programs.capture import describe, wide_table
+    req = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.11.1.2", dst="10.11.1.1") \
+        / ICMP(type=8, id=7, seq=3) / (b"x" * 56)
+    rep = Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01") / IP(src="10.11.1.1", dst="10.11.1.2") \
+        / ICMP(type=0, id=7, seq=3) / (b"x" * 56)
+    a, b = describe(bytes(req)), describe(bytes(rep))
+    assert a.splitlines() == ["Ether 02:00:00:00:00:01 > 02:00:00:00:00:02 (IPv4)",
+                              "IP 10.11.1.2 > 10.11.1.1 icmp ttl=64", "ICMP echo-request id=7 seq=3",
+                              "Raw 56 bytes"], a
+    assert "ICMP echo-reply id=7 seq=3" in b
+    reason = "word " * 60
+    html = wide_table([{"entry": a, "exit": b, "why": reason}], columns=["entry", "exit", "why"])._repr_html_()
+    assert "echo-request id=7 seq=3" in html and "echo-reply id=7 seq=3" in html
+    assert reason.strip() in html and "..." not in html

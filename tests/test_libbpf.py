@@ -161,6 +161,10 @@ def test_tail_call_through_the_objects_prog_array(topo):
     before = u64(prog, "tail_hits", 1)
     assert prog.run(IP(dst="10.0.0.1") / UDP(dport=9)).action == "XDP_PASS"
     assert u64(prog, "tail_hits", 1) == before + 1    # no program for UDP: fell through
+    prog["jmp_table"][17] = prog.program("xdp_icmp")  # filled from Python, as loaders do
+    assert prog.run(IP(dst="10.0.0.1") / UDP(dport=9)).action == "XDP_DROP"
+    del prog["jmp_table"][17]
+    assert prog.run(IP(dst="10.0.0.1") / UDP(dport=9)).action == "XDP_PASS"
     prog.close()
 
 
@@ -191,20 +195,19 @@ def built_object(tmp_path_factory):
         pytest.fail("make is missing: ./lab setup installs it")
     out = tmp_path_factory.mktemp("obj")
     subprocess.run(["make", "-s", "-C", str(CORPUS), f"OUT={out}"], check=True, capture_output=True)
-    return out / "xdp_prog_kern.o"
+    return out
 
 
 def test_object_built_by_a_makefile_loads_as_is(topo, built_object):
     h1 = topo["h1"]
-    prog = Program.from_file(str(built_object)).load()        # was: UnicodeDecodeError
+    prog = Program.from_file(str(built_object / "xdp_prog_kern.o")).load()    # was: UnicodeDecodeError
     assert prog.dialect.dialect == "elf" and prog.name == "xdp_drop_icmp"
     assert prog.info()["gpl_compatible"] and prog.info()["btf_id"] > 0    # license, BTF: the object's
-    assert "counters: unavailable" in repr(prog)
-    with pytest.raises(XDPLabError, match="trampolines"):
-        prog.counters()
+    assert "bpf-to-bpf call wrapper" in repr(prog)
     prog.attach(h1.outside)
     assert h1.ping(h1.gw4, count=3, interval=0.05, timeout=0.3) == 0
     assert u64(prog, "dropped", 0) >= 3
+    assert prog.counters()["DROP"] >= 3               # counted without source, without trampolines
     assert prog.stats().runs >= 3 and prog.stats().ns > 0
     from scapy.all import ICMP, IP
     assert prog.run(IP(dst="10.0.0.1") / ICMP()).action == "XDP_DROP"
@@ -212,8 +215,38 @@ def test_object_built_by_a_makefile_loads_as_is(topo, built_object):
     assert kernel.xdp_state(h1.outside) == {}
 
 
+def test_object_with_a_tail_call_is_counted_through_it(topo, built_object):
+    h1 = topo["h1"]
+    prog = Program.from_file(str(built_object / "xdp_tailcall_kern.o")).load()
+    assert prog.name == "xdp_entry", "the entry is the program no PROG_ARRAY holds"
+    prog.attach(h1.outside)
+    assert h1.ping(h1.gw4, count=3, interval=0.05, timeout=0.3) == 0
+    assert u64(prog, "tail_hits", 0) >= 3
+    c = prog.counters()
+    assert c["DROP"] >= 3, c                          # the tail-called program's action
+    from scapy.all import IP, UDP
+    assert prog.run(IP(dst="10.0.0.1") / UDP()).action == "XDP_PASS"
+    assert prog.counters()["PASS"] == c["PASS"] + 1
+    prog.close()
+
+
+def test_object_the_wrapper_cannot_take_says_so(tmp_path, built_object):
+    # the same tail-call object without its .BTF.ext (function info): the kernel lets only
+    # subprograms with BTF function info tail-call, so the counting wrapper is refused
+    stripped = tmp_path / "stripped.o"
+    shutil.copy(built_object / "xdp_tailcall_kern.o", stripped)
+    subprocess.run(["llvm-objcopy", "--remove-section=.BTF.ext", str(stripped)], check=True)
+    prog = Program.from_file(str(stripped)).load()              # the object itself loads
+    assert "counters: unavailable" in repr(prog) and "without BTF" in repr(prog)
+    with pytest.raises(XDPLabError, match="refused the counting wrapper"):
+        prog.counters()
+    from scapy.all import ICMP, IP
+    assert prog.run(IP(dst="10.0.0.1") / ICMP()).action == "XDP_DROP"     # and runs unwrapped
+    prog.close()
+
+
 def test_load_takes_bytes_of_an_object(built_object):
-    prog = xdplab.load("", elf=built_object.read_bytes(), origin="x.o")
+    prog = xdplab.load("", elf=(built_object / "xdp_prog_kern.o").read_bytes(), origin="x.o")
     assert prog.dialect.dialect == "elf" and prog.maps["dropped"] is not None
     prog.close()
 
@@ -234,6 +267,7 @@ def test_rerun_swaps_through_the_same_link_and_bcc_stats(topo):
     a = load("xdp_pass_drop_kern.c", func="xdp_pass_func")
     link = a.attach(h1.outside)
     b = xdplab.load("int d(struct xdp_md *ctx) { return XDP_DROP; }")        # BCC, same Link
+    assert b.dialect.dialect == "bcc" and a.dialect.dialect == "libbpf"
     assert b.attach(h1.outside) is link and kernel.xdp_state(h1.outside) == {"native": b.id}
     assert h1.ping(h1.gw4, count=2, interval=0.05, timeout=0.3) == 0
     assert b.stats().runs >= 0
@@ -256,4 +290,63 @@ def test_magic_takes_libbpf_cells_and_says_so(topo, capsys):
     assert h1.ping(h1.gw4, count=2, interval=0.05, timeout=0.3) == 0
     res = ip.run_cell(f"%%xdp --dev {h1.outside} --dialect bcc --name xdp_drop_func\n{src}")
     assert res.error_in_exec is not None and "dialect='libbpf'" in res.error_in_exec.hint
+    prog.close()
+
+
+def test_printk_lines_of_a_libbpf_program_reach_its_stream():
+    src = ('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\n'
+           'SEC("xdp")\nint talk(struct xdp_md *ctx)\n{\n'
+           '\tbpf_printk("talk saw %d bytes", (int)(ctx->data_end - ctx->data));\n'
+           '\treturn XDP_PASS;\n}\nchar _l[] SEC("license") = "GPL";\n')
+    prog = xdplab.load(src)
+    assert prog.spec.printk_tag
+    s = prog.printk()
+    prog.run(b"\0" * 64, repeat=2)
+    assert s.wait(3) == ["talk saw 64 bytes"] * 2
+    prog.close()
+    # no blank line after the includes: no tag, and printk() says why (it never streams nothing)
+    untagged = xdplab.load(src.replace("\n\nSEC", "\nSEC"))
+    with pytest.raises(XDPLabError, match="blank line"):
+        untagged.printk()
+    untagged.close()
+
+
+def test_bad_input_gets_typed_errors_and_creates_nothing():
+    from xdplab.errors import MapKeyError, NotSupported, UsageError
+    src = (CORPUS / "xdp_global_data.c").read_text()
+    with pytest.raises(MapKeyError, match="no global variable 'nope'"):
+        xdplab.load(src, origin="g.c", globals={"nope": 1})
+    with pytest.raises(UsageError, match="does not fit"):
+        xdplab.load(src, origin="g.c", globals={"drop_proto": 300})
+    with pytest.raises(UsageError, match="unknown dialect"):
+        xdplab.load(src, dialect="ebpf")
+    with pytest.raises(NotSupported, match="capture"):
+        xdplab.load(src, origin="g.c", capture=True)
+    with pytest.raises(UsageError, match="no program 'nope'"):
+        xdplab.load(src, origin="g.c", func="nope")
+    prog = xdplab.load(src, origin="g.c")
+    with pytest.raises(MapKeyError):
+        prog["nope"]
+    prog.close()
+
+
+def test_drop_detector_and_counters_see_an_objects_aborts(topo, tmp_path):
+    """An object without source that returns XDP_ABORTED: the drop detector (xdp_exception)
+    names the attached program, and the wrapper's counters agree."""
+    from scapy.all import IP, UDP
+    from xdplab.tools.drops import DropDetector
+    h = topo["h1"]
+    obj = tmp_path / "pass_drop.o"
+    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c",
+                    str(CORPUS / "xdp_pass_drop_kern.c"), "-o", str(obj)], check=True)
+    prog = Program.from_file(str(obj), func="xdp_aborted_func").load()
+    assert prog.dialect.dialect == "elf" and prog.name == "xdp_aborted_func"
+    prog.attach(h.outside)
+    with DropDetector() as dd:
+        dd.clear()
+        before = prog.counters()["ABORTED"]      # the host's own IPv6 chatter may come first
+        h.send(IP(src=h.ipv4, dst=h.gw4) / UDP(sport=1234, dport=9) / (b"x" * 32), count=2)
+        rows = [r for r in dd.wait(timeout=1.0, min_drops=2) if r.ifindex == h.ifindex]
+    assert [(r.tracepoint, r.action, r.prog_id) for r in rows] == [("xdp_exception", "ABORTED", prog.id)]
+    assert rows[0].drops >= 2 and prog.counters()["ABORTED"] - before >= 2
     prog.close()

@@ -56,3 +56,31 @@ def test_bad_input_is_a_short_error_and_leaves_nothing_attached(ip, topo, line, 
     assert isinstance(err, exc) and text in str(err)
     assert len(err._render_traceback_()) == 1, "shown as a message, not a traceback"
     assert kernel.xdp_state(dev) == {}
+
+
+def test_success_says_what_happened_new_link_then_swap(ip, topo, capsys):
+    """Issue 14: a successful cell says dialect, function, verified, where, mode, new link
+    or swapped (and from what), maps: one line of text here, a card (HTML) in a notebook."""
+    h1 = topo["h1"]
+    body = "BPF_ARRAY(hits, u64, 1);\nint seen(struct xdp_md *ctx) { return XDP_PASS; }"
+    capsys.readouterr()
+    assert cell(ip, f"--dev {h1.outside} --mode generic", body) is None
+    first = ip.user_ns["seen"]
+    out = capsys.readouterr().out
+    link = first.links[0]
+    assert f"✔ BCC seen() id {first.id}: verified (" in out and " insns" in out, out
+    assert f"attached to {h1.outside} (root namespace) in generic mode, new link {link.id}" in out \
+        or f"attached to {h1.outside} (lab host" in out, out
+    assert "maps: hits" in out and "bound to `seen`" in out, out
+    assert cell(ip, f"--dev {h1.outside} --mode generic", body.replace("XDP_PASS", "XDP_DROP")) is None
+    out = capsys.readouterr().out
+    second = ip.user_ns["seen"]
+    assert f"swapped into link {link.id} (was seen (id {first.id}))" in out, out
+    assert f"id {second.id}" in out and second.id != first.id
+    from xdplab.ui.cellcard import Card
+    html = Card.of(second, "seen", second.links[0], "seen (id 1)")._repr_html_()
+    assert "<code>seen()</code>" in html and "swapped into link" in html and "generic mode" in html
+    assert cell(ip, "--no-attach --name quiet", "int q(struct xdp_md *ctx) { return XDP_PASS; }") is None
+    assert "loaded, not attached (--no-attach)" in capsys.readouterr().out
+    ip.user_ns["quiet"].close()
+    second.close()

@@ -142,10 +142,53 @@ def test_kill_9_leaves_nothing_after_down_all(topo):
                           capture_output=True, text=True, env=env, timeout=120)
     after_down = residue(pid, stamp, ids, t)
     counts = lambda r: {k: len(v) for k, v in r.items()}
-    print(f"\nresidue after kill -9: {counts(after_kill)}\nresidue after down --all: {counts(after_down)}")
+    print(f"\nwhile alive: {counts(alive)}, perf fds {info['perf_fds']}"
+          f"\nresidue after kill -9: {counts(after_kill)}\nresidue after down --all: {counts(after_down)}")
     assert not any(after_kill[k] for k in ("prog", "map", "link", "xdp attached", "probe events",
                                            "pins", "process")), after_kill
     if after_kill["tracefs instances"]:
         assert "WARN" in doctor and "tracefs instances" in doctor, r.stdout
     assert down.returncode == 0, down.stderr
     assert not any(after_down.values()), after_down
+
+
+def test_down_all_removes_only_what_dead_processes_left():
+    """A name is live only while the process with that pid *and* start time runs: ours
+    (this process) stays, one with our pid and another start time (a dead process whose
+    pid we got) is reported by doctor and removed by down --all: a tracefs instance, a
+    bpffs pin directory with a map in it, a JupyterLab private directory."""
+    mine, dead = procstate.stamp(), f"{os.getpid()}-{procstate.starttime() + 1}"
+    made = {}
+    for who, stamp in (("mine", mine), ("dead", dead)):
+        inst = procstate.TRACEFS_INSTANCES / f"{procstate.INSTANCE_PREFIX}{stamp}-t"
+        inst.mkdir(exist_ok=True)
+        pins = procstate.BPFFS / f"{procstate.PIN_PREFIX}{stamp}-t"
+        pins.mkdir(exist_ok=True)
+        fd = _kernel.map_create(2, 4, 4, 1, name="residue")          # BPF_MAP_TYPE_ARRAY
+        _kernel.obj_pin(fd, str(pins / "m"))
+        os.close(fd)
+        srv = procstate.SERVER_DIRS / f"server-test{who}"
+        srv.mkdir(parents=True, exist_ok=True)
+        (srv / "serve.pid").write_text(stamp)
+        made[who] = [inst, pins, srv]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    try:
+        assert {p for ps in procstate.dead().values() for p in ps} >= set(made["dead"])
+        assert not {p for ps in procstate.dead().values() for p in ps} & set(made["mine"])
+        r = subprocess.run([sys.executable, "-m", "xdplab", "down", "--all", "--prefix", "xzz-"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert all(str(p) in r.stdout and not p.exists() for p in made["dead"]), r.stdout
+        assert all(p.exists() for p in made["mine"])
+    finally:
+        for p in made["mine"] + made["dead"]:
+            if p.exists():
+                if p.parent == procstate.TRACEFS_INSTANCES:
+                    procstate.remove_instance(p)
+                elif p.parent == procstate.BPFFS:
+                    for f in p.iterdir():
+                        f.unlink()
+                    p.rmdir()
+                else:
+                    (p / "serve.pid").unlink()
+                    p.rmdir()

@@ -109,3 +109,29 @@ def test_widget_html_lists_the_loss(topo, detector):
     assert h.outside in html and "ENXIO" in html and "XDP_TX" in html and "bounce" in html
     detector.programs = []
     prog.close()
+
+
+def test_program_named_reason_whole_and_event_kept_after_clear(topo, detector):
+    """Issue 14: xdp_bulk_tx carries no prog_id; the program attached where the frame came
+    in is named (name#id) in summary() and the widget; the notebook view of summary()
+    shows the whole reason; after clear() the widget still shows the loss event, timed."""
+    import re
+    h = topo["h1"]
+    prog = xdplab.load("int bouncer(struct xdp_md *ctx) { return XDP_TX; }")
+    prog.attach(h.outside)
+    detector.clear()
+    _udp(h, 2)
+    detector.wait(timeout=1.0, min_drops=2)
+    df = detector.summary()
+    row = df[df.ifname == h.outside]
+    assert list(row.program) == [f"bouncer#{prog.id}"], row
+    html = df._repr_html_()
+    assert row.reason.iloc[0].split(".")[0] in html.replace("&#x27;", "'"), "the reason is cut"
+    assert "..." not in html and "…" not in html
+    detector.clear()
+    html = detector._repr_html_()
+    assert "no drops reported since" in html
+    kept = html.split("recent loss events", 1)[1]
+    assert h.outside in kept and f"bouncer#{prog.id}" in kept and "ENXIO" in kept
+    assert re.search(r"\d\d:\d\d:\d\d\.\d{3}", kept), "each kept event shows its time"
+    prog.close()

@@ -78,14 +78,10 @@ TABLE: list[Row] = []
 
 
 def register(*rows: Row) -> tuple[Row, ...]:
-    """Add rows (in order: the first matching row of a kind wins). Registering a key of a
-    kind again replaces the row (a module reloaded)."""
+    """Add rows (in order: the first matching row of a kind wins). A key may name several
+    rows (variants of one failure that match differently); a row is registered once."""
     for r in rows:
-        for i, old in enumerate(TABLE):
-            if old.kind == r.kind and old.key == r.key:
-                TABLE[i] = r
-                break
-        else:
+        if not any(old is r for old in TABLE):
             TABLE.append(r)
     return rows
 

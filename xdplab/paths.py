@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parent
 PACKAGE_BPF = PACKAGE / "bpf"
 INCLUDE_DIR = PACKAGE_BPF / "include"          # xdplab.h and the headers labs include
 PROGRAMS_DIR = PACKAGE_BPF / "programs"        # C the library loads itself (never a lab's answer)
+JUPYTER = PACKAGE / "jupyter"                  # JupyterLab settings and the C-cells labextension
 
 _root = PACKAGE.parent
 CHECKOUT: Path | None = _root if (_root / "labs").is_dir() and (_root / "lab").is_file() else None

@@ -1,4 +1,4 @@
-// expect: packet-bounds line 6
+// expect: packet-bounds line 6 hint: data_end
 // Reads the Ethernet header without comparing against data_end first.
 int no_check(struct xdp_md *ctx)
 {

@@ -1,4 +1,4 @@
-// expect: packet-bounds line 11
+// expect: packet-bounds line 11 hint: data_end
 // Checks the Ethernet header but then reads the IPv4 header past it.
 int off_by_one(struct xdp_md *ctx)
 {

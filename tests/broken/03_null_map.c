@@ -1,4 +1,4 @@
-// expect: null-map-value line 9
+// expect: null-map-value line 9 hint: if (!value)
 // Dereferences a map lookup result without checking it for NULL.
 BPF_HASH(seen, u32, u64, 64);
 

@@ -1,4 +1,4 @@
-// expect: null-map-value line 9
+// expect: null-map-value line 9 hint: if (!value)
 // Even an array lookup can return NULL (the index may be out of range): check it.
 BPF_ARRAY(stats, u64, 4);
 

@@ -1,4 +1,4 @@
-// expect: uninit-stack line 8
+// expect: uninit-stack line 8 hint: Initialise
 // Reads a register nothing wrote (at entry only R1 = ctx and R10 = frame pointer are set).
 // Note: for privileged loaders (CAP_PERFMON) recent kernels accept reads of uninitialised
 // *stack*; registers are always checked, and unprivileged programs get the stack check too.

@@ -1,4 +1,4 @@
-// expect: too-complex line 11
+// expect: too-complex line 11 hint: Bound loops
 // The loop bound comes from the packet: the verifier walks it iteration by iteration
 // until it hits its 1M-instruction budget.
 int unbounded(struct xdp_md *ctx)

@@ -1,4 +1,4 @@
-// expect: loop line 7
+// expect: loop line 7 hint: Bound the loop
 // A loop that never ends.
 int forever(struct xdp_md *ctx)
 {

@@ -1,4 +1,4 @@
-// expect: too-complex line 12
+// expect: too-complex line 12 hint: Bound loops
 // Nested loops with data-dependent branches: more states than the verifier will explore.
 BPF_ARRAY(arr, u32, 1024);
 

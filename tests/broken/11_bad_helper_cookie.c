@@ -1,4 +1,4 @@
-// expect: bad-helper line 5
+// expect: bad-helper line 5 hint: XDP equivalent
 // XDP runs before any socket exists: socket helpers are not available.
 int bad_cookie(struct xdp_md *ctx)
 {

@@ -1,4 +1,4 @@
-// expect: var-offset-pkt line 12
+// expect: var-offset-pkt line 12 hint: Bound the offset
 // Packet pointer plus an unbounded offset read from the packet.
 int var_off(struct xdp_md *ctx)
 {

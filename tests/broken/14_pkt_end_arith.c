@@ -1,4 +1,4 @@
-// expect: pkt-end-arith line 6
+// expect: pkt-end-arith line 6 hint: packet pointer
 // Arithmetic on data_end: only comparisons are allowed.
 int end_arith(struct xdp_md *ctx)
 {

@@ -1,4 +1,4 @@
-// expect: map-type line 8
+// expect: map-type line 8 hint: BPF_DEVMAP
 // bpf_redirect_map on a hash map: redirects only go through DEVMAP, CPUMAP or XSKMAP.
 // (BPF_XDP_REDIRECT_MAP is the BCC macro behind BPF_DEVMAP; here it is given "hash".)
 BPF_XDP_REDIRECT_MAP("hash", u32, ports, 8);

@@ -1,4 +1,4 @@
-// expect: compile line 6
+// expect: undeclared line 6 hint: clang suggests
 // A typo: the variable is not declared.
 int typo(struct xdp_md *ctx)
 {

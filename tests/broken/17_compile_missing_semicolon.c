@@ -1,4 +1,4 @@
-// expect: compile line 5
+// expect: missing-semicolon line 5 hint: `;`
 // A missing semicolon.
 int semi(struct xdp_md *ctx)
 {

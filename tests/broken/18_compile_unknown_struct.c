@@ -1,4 +1,4 @@
-// expect: compile line 6
+// expect: no-member line 6 hint: field names
 // Using a struct member that does not exist.
 int member(struct xdp_md *ctx)
 {

@@ -1,4 +1,4 @@
-// expect: stack-bounds line 8
+// expect: stack-bounds line 8 hint: Bound the index
 // Reading past the end of a stack array with an index the verifier cannot bound.
 int stack_oob(struct xdp_md *ctx)
 {

@@ -1,4 +1,4 @@
-// expect: stale-pkt-pointer line 12
+// expect: stale-pkt-pointer line 12 hint: reload
 // bpf_xdp_adjust_head invalidates packet pointers: the old pointer is reused.
 int stale(struct xdp_md *ctx)
 {

@@ -1,4 +1,4 @@
-// expect: var-offset-pkt line 15
+// expect: var-offset-pkt line 15 hint: Bound the offset
 // The IPv4 header length is scaled so far that the offset may exceed 64 KiB: the data_end
 // check on the moved pointer then proves nothing.
 int misaligned(struct xdp_md *ctx)

@@ -1,4 +1,4 @@
-// expect: null-map-value line 11
+// expect: null-map-value line 11 hint: if (!value)
 // A possibly-NULL map value passed to a helper that needs a valid pointer.
 BPF_HASH(a, u32, u64, 8);
 BPF_HASH(b, u32, u64, 8);

@@ -35,6 +35,8 @@ from ..net import drivers
 from ..net.afxdp import XSK
 from ..tools.drops import DropDetector
 import socket
+from ..tools import memory
+from ..net import redirect
 
 PINGS = 5
 UDP_PORT = 4242
@@ -358,8 +360,92 @@ class Suite:
         assert lost >= PINGS, f"xdp_exception reported {lost} losses on {self.t.dev} for {PINGS} pings: {rows}"
         return f"xdp_exception on {self.t.dev}: {lost} ABORTED frames"
 
+    # --- issue 16 (xdplab.memory): libbpf-style programs, each probed first -------------
+    def check_xdp_frags(self):
+        memory.require("xdp_frags")
+        prog = Program.from_file(memory.BPF_DIR / "frags.c").load()
+        try:
+            frame = bytearray(udp_frame(self.t.peer)) + bytes(i & 0xFF for i in range(9000))
+            r = prog.run(bytes(frame))
+            seen = {k: int(v) for k, v in prog["seen"].to_dict().items()}
+        finally:
+            prog.close()
+        assert r.action == "XDP_PASS" and r.data == bytes(frame), f"{r.action}, {len(r.data)} B back"
+        assert seen[0] == len(frame) and seen[1] <= memory.LINEAR_MAX, f"buff_len/linear {seen}"
+        assert seen[2] == frame[5000] + 1, f"byte 5000: {seen[2] - 1}, not {frame[5000]}"
+        return f"{len(frame)} B frame: linear {seen[1]} B + fragments, byte 5000 read (BPF_PROG_RUN)"
+
+    def check_rx_hints(self):
+        memory.require("rx_metadata_kfuncs")
+        prog = memory.rx_hints_program(self.t.dev)
+        try:
+            prog.attach(self.t.dev, "native", replace=True)
+            self.t.ping(3)
+            h = memory.last_hints(prog)
+        finally:
+            prog.close()
+        assert h is not None, "the device-bound program saw no frame"
+        res = {"rx_hash": h.hash_err, "rx_timestamp": h.ts_err, "rx_vlan_tag": h.vlan_err}
+        bad = {k: v for k, v in res.items() if v not in (0, -95, -61)}
+        assert not bad, f"unexpected kfunc returns {bad}"
+        if self.t.driver == "veth":
+            assert h.hash_err == 0 and h.hash, f"veth implements rx_hash: {h}"
+        vlan = "" if not memory.PROBES["rx_vlan_tag"].check() else " (rx_vlan_tag needs >= 6.8)"
+        return f"{self.t.driver}: " + ", ".join(f"{k} {memory.Hints.err_name(v)}" for k, v in res.items()) + vlan
+
+    def check_broadcast(self):
+        memory.require("devmap_broadcast")
+        n = os.getpid()
+        topo = Topology(hosts=("h1", "h2", "h3"), prefix=f"xb{n % 100}-", net=150 + n % 40).up()
+        try:
+            hosts = [topo[h] for h in ("h1", "h2", "h3")]
+            for h in hosts:                      # only our frames on the wire
+                h.run("sysctl -qw net.ipv6.conf.all.disable_ipv6=1", check=False)
+            with memory.Flood(hosts) as f:
+                before = [p.counters()["PASS"] for p in f.peers]
+                frame = b"\xff" * 6 + udp_frame(hosts[0].ipv4)[6:]
+                def send():
+                    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+                    s.bind((hosts[0].inside, 0))
+                    for _ in range(5):
+                        s.send(frame)
+                    s.close()
+                kernel.run_in_netns(hosts[0].netns, send)
+                time.sleep(0.3)
+                got = [p.counters()["PASS"] - b for p, b in zip(f.peers, before)]
+                red = f.counters()["REDIRECT"]
+        finally:
+            topo.down()
+        assert red >= 5, f"REDIRECT counted {red} for 5 frames"
+        assert got[1] >= 5 and got[2] >= 5 and got[0] == 0, f"delivered per host {got} (want 0, 5, 5)"
+        return f"5 broadcast frames from h1 -> h2 +{got[1]}, h3 +{got[2]}, h1 +{got[0]} (exclude ingress)"
+
+    def check_memory_model(self):
+        models = memory.memory_models(self.t.dev, lambda: self.t.ping(3))
+        assert models, f"no frame reached the memory-model program on {self.t.dev}"
+        return f"{self.t.driver}: " + ", ".join(f"rxq {m.queue} {m.mem_type} (mem id {m.mem_id})" for m in models)
+
+    def check_page_pools(self):
+        drop = self.program("smoke_drop")
+        with memory.PageWatch() as w:
+            drop.attach(self.t.dev, "native", replace=True)
+            self.t.ping(20)
+            drop.detach()
+            time.sleep(0.3)
+            t = w.totals(self.t.dev)
+        try:
+            nl = memory.page_pools(self.t.dev)
+            netlink = f"netlink page-pool-get: {len(nl)} pool(s) of {self.t.dev}"
+        except NotSupported as e:
+            netlink = f"netlink page-pool-get needs >= {e.min_kernel}"
+        if self.t.driver == "veth":
+            assert t["pools"] >= 1 and 0 < t["held"] == t["released"], f"veth page pool: {t}"
+        return (f"{self.t.driver} under XDP_DROP: {t['pools']} page pool(s), {t['held']} pages held, "
+                f"{t['released']} released; {netlink}")
+
     CHECKS = ("kernel", "bcc_compile", "native_attach", "counters", "xdp_drop", "xdp_tx",
-              "features", "live_frames", "afxdp", "metadata_tc", "drop_detector")
+              "features", "live_frames", "afxdp", "metadata_tc", "drop_detector",
+              "xdp_frags", "rx_hints", "broadcast", "memory_model", "page_pools")
 
     def run(self, only=None) -> list[dict]:
         results = []

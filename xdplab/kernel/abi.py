@@ -49,6 +49,13 @@ TEST_XDP_MAX_BATCH = 256
 XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE = 1 << 1, 1 << 2, 1 << 3
 MODE_FLAGS = {"generic": XDP_FLAGS_SKB_MODE, "native": XDP_FLAGS_DRV_MODE}
 
+# a live frame (BPF_PROG_RUN live mode) must fit one page: XDP_PACKET_HEADROOM (256) in front,
+# struct skb_shared_info (320 on x86_64) behind
+import os as _os  # noqa: E402
+PAGE_SIZE = _os.sysconf("SC_PAGE_SIZE")
+XDP_PACKET_HEADROOM, SKB_SHARED_INFO_SIZE = 256, 320
+LINEAR_MAX = PAGE_SIZE - XDP_PACKET_HEADROOM - SKB_SHARED_INFO_SIZE
+
 # enum netdev_xdp_act (uapi/linux/netdev.h)
 NETDEV_XDP_ACT_BASIC, NETDEV_XDP_ACT_REDIRECT, NETDEV_XDP_ACT_NDO_XMIT = 1, 2, 4
 NETDEV_XDP_ACT_XSK_ZEROCOPY, NETDEV_XDP_ACT_HW_OFFLOAD = 8, 16

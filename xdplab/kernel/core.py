@@ -598,6 +598,74 @@ def _netdev_dev_get(ifindex: int | None, family: str) -> list[dict]:
         sock.close()
 
 
+# --- netdev genetlink: page pools (Linux >= 6.8; xdplab.tools.memory) -----------------
+
+NETDEV_CMD_PAGE_POOL_GET, NETDEV_CMD_PAGE_POOL_STATS_GET = 5, 9
+PAGE_POOL_STATS = ("alloc_fast", "alloc_slow", "alloc_slow_high_order", "alloc_empty", "alloc_refill",
+          "alloc_waive", "recycle_cached", "recycle_cache_full", "recycle_ring",
+          "recycle_ring_full", "recycle_released_refcnt")
+
+
+def _pp_msgs():
+    from pyroute2.netlink import genlmsg, nla
+
+    pool_attrs = (("NETDEV_A_PAGE_POOL_UNSPEC", "none"), ("NETDEV_A_PAGE_POOL_ID", "uint64"),
+                  ("NETDEV_A_PAGE_POOL_IFINDEX", "uint32"), ("NETDEV_A_PAGE_POOL_NAPI_ID", "uint64"),
+                  ("NETDEV_A_PAGE_POOL_INFLIGHT", "uint64"), ("NETDEV_A_PAGE_POOL_INFLIGHT_MEM", "uint64"),
+                  ("NETDEV_A_PAGE_POOL_DETACH_TIME", "uint64"))
+
+    class page_pool(genlmsg):
+        nla_map = pool_attrs
+
+    class page_pool_stats(genlmsg):
+        class info(nla):
+            nla_map = pool_attrs
+        nla_map = (("NETDEV_A_PAGE_POOL_STATS_UNSPEC", "none"), ("NETDEV_A_PAGE_POOL_STATS_INFO", "info"),
+                   *((f"UNUSED{i}", "none") for i in range(2, 8)),
+                   *((f"STAT_{s}", "uint64") for s in PAGE_POOL_STATS))
+    return page_pool, page_pool_stats
+
+
+def nl_uint(v):
+    """A netlink uint attribute as int (pyroute2 may hand back bytes)."""
+    if isinstance(v, (bytes, bytearray)):
+        return int.from_bytes(v, "little")
+    return v
+
+
+def _pp_dump(cmd: int, cls) -> list[dict]:
+    from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
+    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2.netlink.generic import GenericNetlinkSocket
+    what = "page-pool-get" if cmd == NETDEV_CMD_PAGE_POOL_GET else "page-pool-stats-get"
+    sock = GenericNetlinkSocket()
+    try:
+        try:
+            sock.bind("netdev", cls)
+        except NetlinkError as e:
+            raise NotSupported(f"netdev netlink {what}", "6.8", f"no netdev family: {os.strerror(e.code)}") from None
+        msg = cls()
+        msg["cmd"], msg["version"] = cmd, 1
+        try:
+            return [r for r in sock.nlm_request(msg, msg_type=sock.prid, msg_flags=NLM_F_REQUEST | NLM_F_DUMP)]
+        except NetlinkError as e:
+            if e.code == 95 and cmd == NETDEV_CMD_PAGE_POOL_STATS_GET:     # EOPNOTSUPP
+                raise NotSupported(f"netdev netlink {what}", "",
+                                   "this kernel is built without CONFIG_PAGE_POOL_STATS") from None
+            raise NotSupported(f"netdev netlink {what}", "6.8", os.strerror(e.code)) from None
+    finally:
+        sock.close()
+
+
+def page_pool_dump(stats: bool = False) -> list:
+    """NETDEV_CMD_PAGE_POOL_GET (or ..._STATS_GET) dump in the calling thread's netns (Linux
+    >= 6.8): pyroute2 messages; ``r["attrs"]`` holds NETDEV_A_PAGE_POOL_* (stats: STAT_*)."""
+    pool, pool_stats = _pp_msgs()
+    if stats:
+        return _off_event_loop(_pp_dump, NETDEV_CMD_PAGE_POOL_STATS_GET, pool_stats)
+    return _off_event_loop(_pp_dump, NETDEV_CMD_PAGE_POOL_GET, pool)
+
+
 # --- ethtool ioctl (SIOCETHTOOL; works in the calling thread's netns) -------------------
 
 SIOCETHTOOL = 0x8946
@@ -797,3 +865,93 @@ def link_name(ifindex: int) -> str | None:
         return socket.if_indextoname(ifindex)
     except OSError:
         return None
+
+
+# --- maps and BTF by id / pin (xdplab.typedmaps, xdplab.btf) -----------------------------
+
+BPF_MAP_GET_NEXT_KEY = 4
+BPF_OBJ_GET = 7
+BPF_MAP_GET_FD_BY_ID = 14
+BPF_BTF_LOAD = 18
+BPF_BTF_GET_FD_BY_ID = 19
+
+
+def map_btf_ids(map_fd: int) -> dict:
+    """btf_id, btf_key_type_id, btf_value_type_id of a map (0: the map has no BTF)."""
+    info = ctypes.create_string_buffer(96)
+    bpf(BPF_OBJ_GET_INFO_BY_FD,
+        _attr("=IIQ", map_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    btf_id, key_id, value_id = struct.unpack_from("=3I", info, 64)
+    return {"btf_id": btf_id, "btf_key_type_id": key_id, "btf_value_type_id": value_id}
+
+
+def map_get_next_key(map_fd: int, key: bytes | None, key_size: int) -> bytes | None:
+    """The key after ``key`` (None: the first key); None when there is no next one."""
+    nxt = ctypes.create_string_buffer(max(key_size, 1))
+    k = ctypes.create_string_buffer(key, len(key)) if key is not None else None
+    try:
+        bpf(BPF_MAP_GET_NEXT_KEY, _attr("=IIQQ", map_fd, 0, ctypes.addressof(k) if k is not None else 0,
+                                        ctypes.addressof(nxt)), "MAP_GET_NEXT_KEY")
+    except BPFError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise
+    return nxt.raw[:key_size]
+
+
+def map_fd_by_id(map_id: int) -> int:
+    return bpf(BPF_MAP_GET_FD_BY_ID, _attr("=I", map_id), "MAP_GET_FD_BY_ID")
+
+
+def obj_get(path: str) -> int:
+    """BPF_OBJ_GET: an fd for the object pinned at ``path`` (bpffs)."""
+    p = ctypes.create_string_buffer(os.fsencode(path))
+    return bpf(BPF_OBJ_GET, _attr("=QII", ctypes.addressof(p), 0, 0), "OBJ_GET")
+
+
+def btf_fd_by_id(btf_id: int) -> int:
+    return bpf(BPF_BTF_GET_FD_BY_ID, _attr("=I", btf_id), "BTF_GET_FD_BY_ID")
+
+
+def btf_info(btf_fd: int) -> dict:
+    """The raw BTF bytes of a loaded BTF object, its id, name and whether it is the kernel's."""
+    name = ctypes.create_string_buffer(64)
+    info = ctypes.create_string_buffer(40)
+    struct.pack_into("=QIIQII", info, 0, 0, 0, 0, ctypes.addressof(name), len(name), 0)
+    bpf(BPF_OBJ_GET_INFO_BY_FD, _attr("=IIQ", btf_fd, len(info), ctypes.addressof(info)),
+        "OBJ_GET_INFO_BY_FD")
+    size = struct.unpack_from("=I", info, 8)[0]
+    data = ctypes.create_string_buffer(max(size, 1))
+    struct.pack_into("=QIIQII", info, 0, ctypes.addressof(data), size, 0, ctypes.addressof(name), len(name), 0)
+    bpf(BPF_OBJ_GET_INFO_BY_FD, _attr("=IIQ", btf_fd, len(info), ctypes.addressof(info)),
+        "OBJ_GET_INFO_BY_FD")
+    _, _, btf_id, _, _, kernel = struct.unpack_from("=QIIQII", info, 0)
+    return {"data": data.raw[:size], "id": btf_id, "name": name.value.decode(errors="replace"),
+            "kernel_btf": bool(kernel)}
+
+
+def btf_load(data: bytes) -> int:
+    """BPF_BTF_LOAD: an fd for ``data`` (raw BTF); the kernel's log is in the error."""
+    buf = ctypes.create_string_buffer(data, len(data))
+    log = ctypes.create_string_buffer(1 << 16)
+    try:
+        return bpf(BPF_BTF_LOAD, _attr("=QQIII", ctypes.addressof(buf), ctypes.addressof(log),
+                                       len(data), len(log), 1), "BTF_LOAD")
+    except BPFError as e:
+        e.log = log.value.decode(errors="replace")
+        raise
+
+
+def map_create_btf(map_type: int, key_size: int, value_size: int, max_entries: int, *,
+                   flags: int = 0, name: str = "", btf_fd: int = 0, key_type_id: int = 0,
+                   value_type_id: int = 0) -> int:
+    """BPF_MAP_CREATE with BTF types for key and value (``btf_fd`` 0: none)."""
+    return bpf(BPF_MAP_CREATE, _attr("=7I16sIIIII", map_type, key_size, value_size, max_entries, flags,
+                                     0, 0, name.encode()[:15], 0, btf_fd, key_type_id, value_type_id, 0),
+               "MAP_CREATE")
+
+
+# public names for callers above that build a bpf(2) command of their own (libbpf's raw
+# loads, memory's raw tracepoints) or a netlink family of their own (page pools)
+bpf_attr = _attr
+off_event_loop = _off_event_loop

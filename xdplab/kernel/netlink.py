@@ -93,11 +93,17 @@ def link_queues(ifname: str) -> dict:
             "tx_queues": link.get_attr("IFLA_NUM_TX_QUEUES") or 1}
 
 
-def ipv4_addresses(netns: str | None = None) -> list[tuple[str, str]]:
-    """(label or 'ifindex N', address) of every IPv4 address."""
+def ipv4_addresses(netns: str | None = None, ifname: str | None = None) -> list[tuple[str, str]]:
+    """(label or 'ifindex N', address) of every IPv4 address (of ``ifname`` only, if given)."""
     with ipr(netns) as ip:
+        kw = {}
+        if ifname is not None:
+            idx = ip.link_lookup(ifname=ifname)
+            if not idx:
+                return []
+            kw["index"] = idx[0]
         return [(a.get_attr("IFA_LABEL") or f"ifindex {a['index']}", a.get_attr("IFA_ADDRESS"))
-                for a in ip.get_addr(family=socket.AF_INET) if a.get_attr("IFA_ADDRESS")]
+                for a in ip.get_addr(family=socket.AF_INET, **kw) if a.get_attr("IFA_ADDRESS")]
 
 
 # --- qdiscs (calling thread's netns) ---------------------------------------------------

@@ -56,10 +56,11 @@ from html import escape
 import numpy as np
 
 from .. import kernel
+from ..errors import Closable, ClosedError, NotSupported, UsageError, XDPLabError, needs_open
 from ..kernel import features
-from ..errors import NotSupported, XDPLabError
-from ..programs.program import load
 from ..programs import live
+from ..programs.program import load
+import operator
 
 DESC = np.dtype([("addr", "<u8"), ("len", "<u4"), ("options", "<u4")])   # struct xdp_desc
 ADDR = np.dtype("<u8")                                                     # fill/comp entries
@@ -82,10 +83,27 @@ class XSKError(XDPLabError):
     """An AF_XDP socket could not be set up or used."""
 
 
-def _pow2(name: str, n: int) -> int:
-    if n <= 0 or n & (n - 1):
-        raise XSKError(f"{name} = {n} is not a power of two",
-                       hint="AF_XDP rings (and frame sizes) must be powers of two, e.g. 2048")
+class XSKUsageError(XSKError, UsageError):
+    """A bad argument to ``XSK`` (ring or frame sizes, mode, queue): nothing was created."""
+
+
+MAX_RING = 1 << 31            # ring entries are a u32 power of two (xsk_init_queue)
+
+
+def _index(v) -> int | None:
+    """``v`` as an int if it is an integer (int, numpy integer; not bool), else None."""
+    if isinstance(v, bool):
+        return None
+    try:
+        return operator.index(v)
+    except TypeError:
+        return None
+
+
+def _pow2(name: str, n) -> int:
+    if _index(n) is None or n <= 0 or n & (n - 1) or n > MAX_RING:
+        raise XSKUsageError(f"{name} = {n!r} is not a power of two in 1..2**31",
+                            hint="AF_XDP rings (and frame sizes) must be powers of two, e.g. 2048")
     return n
 
 
@@ -217,6 +235,9 @@ class Batch:
         return int(self.lengths.sum())
 
     def _check(self):
+        if getattr(self._xsk, "closed", False):
+            raise ClosedError(f"the batch's {self._xsk._describe()}", "read its frames (released "
+                              "with the UMEM)", "copy what you need (b.data, bytes(b[i])) before xsk.close()")
         if self.released:
             raise XSKError("this batch was released: its frames are back in the fill ring",
                            hint="copy what you need (b.data, bytes(b[i])) before release()/the next recv")
@@ -275,8 +296,9 @@ MODES = ("copy", "zerocopy", "auto")
 BIND_BUSY_WAIT = 1.0          # seconds to retry a bind that finds the queue busy
 
 
-class XSK:
-    """An AF_XDP socket with its own UMEM, bound to ``dev`` queue ``queue``.
+class XSK(Closable):
+    """An AF_XDP socket with its own UMEM, bound to ``dev`` queue ``queue``. After
+    ``close()`` every use raises ``ClosedError``.
 
     ``dev``: interface name (or a lab Host: its root-side veth). ``mode``: ``copy``
     (XDP_COPY, works on every driver), ``zerocopy`` (XDP_ZEROCOPY: the driver DMAs
@@ -289,7 +311,7 @@ class XSK:
                  fill_size: int | None = None, comp_size: int | None = None,
                  mode: str = "copy", need_wakeup: bool = True, bind: bool = True):
         self.dev = getattr(dev, "outside", dev)
-        self.queue, self.mode = int(queue), mode
+        self.queue, self.mode = queue, mode
         self.program = self._link = None
         self._owns_program = False
         self.fd = -1
@@ -302,16 +324,24 @@ class XSK:
                                detail="the ring indices need acquire/release fences Python cannot "
                                       "issue on weakly ordered CPUs; xdplab implements x86 (TSO)")
         if mode not in MODES:
-            raise XSKError(f"unknown AF_XDP mode {mode!r}", hint="use 'copy', 'zerocopy' or 'auto'")
-        if frame_size not in (2048, 4096):
-            raise XSKError(f"frame_size {frame_size} must be 2048 or 4096",
+            raise XSKUsageError(f"unknown AF_XDP mode {mode!r}", hint="use 'copy', 'zerocopy' or 'auto'")
+        if frame_size not in (2048, 4096) or isinstance(frame_size, bool):
+            raise XSKUsageError(f"frame_size {frame_size!r} must be 2048 or 4096",
                            hint="aligned UMEM chunks are a power of two between 2048 and the page size")
-        sizes = {"fill": fill_size or ring_size, "rx": rx_size or ring_size,
-                 "tx": tx_size or ring_size, "comp": comp_size or ring_size}
+        _pow2("ring_size", ring_size)
+        sizes = {name: ring_size if n is None else n for name, n in
+                 (("fill", fill_size), ("rx", rx_size), ("tx", tx_size), ("comp", comp_size))}
         for name, n in sizes.items():
-            _pow2(f"{name} ring size", n)
+            _pow2(f"{name}_size", n)      # 0 is refused, not replaced by ring_size
+        if _index(num_frames) is None or num_frames <= 0:
+            raise XSKUsageError(f"num_frames = {num_frames!r} must be a positive int",
+                                hint="UMEM frames: e.g. 4096 (at least twice the fill ring)")
+        self.queue = _index(queue)
+        if self.queue is None or self.queue < 0:
+            self.queue = queue
+            raise XSKUsageError(f"queue = {queue!r} must be a queue id (an int >= 0)")
         if sizes["fill"] > num_frames // 2:
-            raise XSKError(f"num_frames={num_frames} is too small for a fill ring of {sizes['fill']}",
+            raise XSKUsageError(f"num_frames={num_frames} is too small for a fill ring of {sizes['fill']}",
                            hint="the fill ring is stocked from the UMEM and at least as many frames stay "
                                 "for TX: num_frames >= 2 * fill size")
         self.frame_size, self.num_frames, self.sizes = frame_size, num_frames, sizes
@@ -382,6 +412,7 @@ class XSK:
             return 0
         return max(sum(n.startswith("rx-") for n in q), sum(n.startswith("tx-") for n in q))
 
+    @needs_open
     def bind(self) -> "XSK":
         """bind(2) to (dev, queue). One socket per queue, one bind per socket."""
         k = kernel
@@ -435,6 +466,7 @@ class XSK:
         return XSKError(f"bind to {where} failed: {e.strerror}")
 
     # --- redirecting traffic here ---------------------------------------------------
+    @needs_open
     def redirect(self, filter: str | None = None, *, udp_port: int | None = None,
                  mode: str = "native", replace: bool = False, program=None):
         """Attach an XSKMAP program on ``dev``: frames matching ``filter`` (a C expression
@@ -486,6 +518,7 @@ class XSK:
         if put != len(base):                         # cannot happen: we only return what we took
             raise XSKError(f"fill ring overflow ({len(base) - put} frames lost)")
 
+    @needs_open
     def recv_batch(self, max_frames: int = 256, timeout: float = 0.0) -> Batch:
         """Take up to ``max_frames`` frames from the RX ring (waiting up to ``timeout`` s
         for the first). The previous batch is released first."""
@@ -498,6 +531,7 @@ class XSK:
         self._batch = Batch(self, rx.take(max_frames))
         return self._batch
 
+    @needs_open
     def packets(self, count: int | None = None, timeout: float = 1.0):
         """Yield received ``Frame``s (copied out; frames recycled at once) until ``count``
         frames or ``timeout`` seconds without a frame. Frames are taken off the RX ring up
@@ -520,6 +554,7 @@ class XSK:
         """Frames ``packets()`` took off the RX ring but has not yielded yet."""
         return len(self._pending)
 
+    @needs_open
     def drain(self) -> int:
         """Throw away everything received and not read: the RX ring's frames (back to
         the fill ring) and the pending ones. Returns how many frames that was."""
@@ -528,10 +563,12 @@ class XSK:
         self.recv_batch(0)
         return n
 
+    @needs_open
     def recv(self, count: int, timeout: float = 1.0) -> list[Frame]:
         return list(self.packets(count, timeout))
 
     # --- TX ---------------------------------------------------------------------------
+    @needs_open
     def complete(self) -> int:
         """Reclaim frames from the completion ring; returns how many."""
         done = self.rings["comp"].take(self.sizes["comp"])
@@ -546,6 +583,7 @@ class XSK:
         if tx.level() and (not self.zerocopy or not self.need_wakeup or tx.needs_wakeup()):
             kernel.xsk_kick(self.fd, tx=True)
 
+    @needs_open
     def send(self, frames, *, flush: bool = True, timeout: float = 1.0) -> int:
         """Queue frames (bytes or scapy packets) on the TX ring and kick the kernel.
         With ``flush`` wait (up to ``timeout``) until all of them completed.
@@ -580,6 +618,7 @@ class XSK:
             self.flush(max(0.0, deadline - time.monotonic()))
         return sent
 
+    @needs_open
     def flush(self, timeout: float = 1.0) -> int:
         """Kick and reclaim until every queued frame completed; returns frames still pending."""
         deadline = time.monotonic() + timeout
@@ -590,14 +629,17 @@ class XSK:
         return self.tx_outstanding
 
     # --- state ------------------------------------------------------------------------
+    @needs_open
     def stats(self) -> dict:
         """XDP_STATISTICS: drops and invalid descriptors, as the kernel counts them."""
         raw = kernel.xsk_getsockopt(self.fd, kernel.XDP_STATISTICS, 8 * len(STATS))
         return dict(zip(STATS, struct.unpack(f"={len(raw) // 8}Q", raw)))
 
+    @needs_open
     def ring_state(self) -> list[dict]:
         return [self.rings[n].state() for n in RING_NAMES]
 
+    @needs_open
     def plot(self, interval: float = 0.25):
         """A live bokeh chart of ring fill levels (``.stop()`` it; ``close()`` stops it too)."""
         plot = RingPlot(self, interval).start()
@@ -633,6 +675,11 @@ class XSK:
     @property
     def closed(self) -> bool:
         return self.fd < 0
+
+    _reopen_hint = "make a new XSK(...)"
+
+    def _describe(self) -> str:
+        return f"XSK on {self.dev} queue {self.queue}"
 
     def __enter__(self):
         return self

@@ -27,6 +27,7 @@ import warnings
 
 from .. import kernel
 from ..errors import AttachError, XDPLabError
+from ..programs import typedmaps
 from . import drivers
 from ..programs.program import Program
 from .topology import Host
@@ -390,3 +391,7 @@ def peer_program_effect(host, *, keep: bool = False) -> "FeatureTable":
     t = drivers.FeatureTable([before, after], title=f"{host.outside}: peer {host.inside} without / with XDP",
                      labels=[f"{host.outside} (peer: no XDP)", f"{host.outside} (peer: XDP_PASS)"])
     return t
+
+
+# typed maps (programs.typedmaps) write devmap/cpumap entries through these
+typedmaps.ENTRY_OPS.update(devmap_set=devmap_set, devmap_get=devmap_get, cpumap_set=cpumap_set)

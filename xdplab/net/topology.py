@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -24,13 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import kernel
-from ..errors import TopologyError
+from ..errors import TopologyError, UsageError
 import ipaddress
 
 STATE_DIR = Path(os.environ.get("XDPLAB_STATE_DIR", "/run/xdplab"))
 DEFAULT_PREFIX = os.environ.get("XDPLAB_PREFIX", "xl-")
 DEFAULT_NET = int(os.environ.get("XDPLAB_NET", "11"))
 NETNS_DIR = Path("/run/netns")
+IFNAMSIZ = 16                  # interface names: at most IFNAMSIZ - 1 = 15 characters
+_NAME = re.compile(r"[A-Za-z0-9_.-]*")
+MAX_HOSTS = 254                # the host index is an IPv4 address byte (10.<net>.<index>.x)
 
 
 def _mac(net: int, idx: int, side: int) -> str:
@@ -144,9 +148,36 @@ class Topology:
     _hosts: dict = field(init=False, repr=False)
 
     def __post_init__(self):
-        if len(self.prefix) + max(len(h) for h in self.hosts) > 15:
-            raise TopologyError(f"prefix {self.prefix!r} + host name is longer than IFNAMSIZ-1 (15)")
+        self._validate()
         self._hosts = {h: Host(h, i + 1, self.prefix, self.net) for i, h in enumerate(self.hosts)}
+
+    def _validate(self) -> None:
+        """Refuse (``UsageError``) a spec the kernel would reject half-way through ``up()``:
+        names become interface names (<= 15 characters, no '/', ':' or spaces) and netns
+        files; ``net`` and the host index are bytes of the hosts' IPv4 addresses."""
+        accepted = "letters, digits, '_', '.', '-'"
+        p = self.prefix
+        if not isinstance(p, str) or not _NAME.fullmatch(p):
+            raise UsageError(f"Topology prefix={p!r}: use only {accepted} (it starts every "
+                             "interface and netns name)", hint="e.g. prefix='my-'")
+        h = self.hosts
+        if isinstance(h, str) or not isinstance(h, (tuple, list)) or not h:
+            raise UsageError(f"Topology hosts={h!r}: give a non-empty tuple of host names, "
+                             "e.g. ('h1', 'h2')")
+        if len(h) > MAX_HOSTS:
+            raise UsageError(f"Topology hosts: {len(h)} hosts, at most {MAX_HOSTS} fit one net")
+        for name in h:
+            if not isinstance(name, str) or not name or not _NAME.fullmatch(name) or name in (".", ".."):
+                raise UsageError(f"Topology host name {name!r}: use a non-empty name of {accepted}")
+            if len(p) + len(name) > IFNAMSIZ - 1:
+                raise UsageError(f"Topology prefix {p!r} + host name {name!r} = {len(p) + len(name)} "
+                                 f"characters: an interface name takes at most {IFNAMSIZ - 1} (IFNAMSIZ-1)",
+                                 hint="use a shorter prefix or host names")
+        if len(set(h)) != len(h):
+            raise UsageError(f"Topology hosts={tuple(h)!r}: host names must be unique")
+        n = self.net
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 255:
+            raise UsageError(f"Topology net={n!r}: give an int in 0..255 (hosts get 10.<net>.<host>.0/24)")
 
     def __getitem__(self, name: str) -> Host:
         return self._hosts[name]

@@ -34,12 +34,14 @@ import time
 from dataclasses import dataclass
 
 from .. import kernel
+from ..errors import Closable, NotSupported, UsageError, XDPLabError, needs_open
 from ..kernel import features
 from ..programs.program import load
-from ..errors import NotSupported, XDPLabError
 from ..programs.prog_run import to_frame
 import errno
 import subprocess
+import math
+import numbers
 
 NETDEV_XDP_ACT_NDO_XMIT = kernel.NETDEV_XDP_ACT_NDO_XMIT
 CHUNK_SECONDS = 0.3           # aim each BPF_PROG_RUN at this long: every call pays a fixed
@@ -206,6 +208,7 @@ def generator_source(frame: bytes, vary: dict | None = None, redirect_ifindex: i
 # --- programs and probing ---------------------------------------------------------------
 
 _CACHE: dict = {}             # generator C source -> loaded program (compiling takes seconds)
+PROGRAM_CACHE = _CACHE        # public: what the generator has loaded
 
 
 def _program(source: str):
@@ -306,8 +309,27 @@ class TrafficResult:
                 f"<table>{rows}</table>")
 
 
-class Generator:
-    """A loaded generator for one frame, sending out of ``via``.
+def check_run_args(count=None, duration=None, rate=None, batch_size: int = 64) -> None:
+    """Refuse (``UsageError``) amounts a run cannot mean, before anything is loaded."""
+    if count is None and duration is None:
+        raise UsageError("say how much: count=N packets or duration=seconds")
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+            raise UsageError(f"count={count!r}: give the number of frames to send, an int >= 1")
+    for name, v, what in (("duration", duration, "seconds to send for"),
+                          ("rate", rate, "packets per second (None: as fast as possible)")):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
+            raise UsageError(f"{name}={v!r}: give the {what}, a finite number > 0")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+            or not 1 <= batch_size <= MAX_BATCH:
+        raise UsageError(f"batch_size={batch_size!r}: batch_size must be 1..{MAX_BATCH} (TEST_XDP_MAX_BATCH)")
+
+
+class Generator(Closable):
+    """A loaded generator for one frame, sending out of ``via``. After ``close()``,
+    ``run()`` raises ``ClosedError``.
 
     ``via``: a lab Host (frames leave the host's veth0 and arrive at ``host.outside``),
     or an interface name (in ``netns``, default the root netns). ``redirect_to``: an
@@ -349,6 +371,13 @@ class Generator:
         if len(self.frame) > limit:
             raise XDPLabError(f"the frame has {len(self.frame)} B but {out} takes at most {limit} "
                               f"(MTU {d['mtu']})")
+        LINEAR_MAX = kernel.LINEAR_MAX
+        if len(self.frame) > LINEAR_MAX:       # bpf_prog_test_run_xdp: no jumbo frames in live mode
+            raise XDPLabError(f"the frame has {len(self.frame)} B: live frames must fit one page "
+                              f"({LINEAR_MAX} B after XDP's headroom and skb_shared_info); the kernel "
+                              "refuses multi-buffer frames in BPF_PROG_RUN live mode",
+                              hint="send jumbo frames from a lab host: xdplab.memory.send(host, pkt, count); "
+                                   "prog.run(pkt) takes them (test runs split them into fragments)")
         peer = find_peer(out, self.netns) if d["kind"] == "veth" else None
         if d["kind"] == "veth" and peer is None:
             raise XDPLabError(f"cannot find the peer of veth {_where(self.netns, out)}")
@@ -396,14 +425,13 @@ class Generator:
     def _ctx(self) -> bytes:
         return kernel.xdp_md(len(self.frame), self.ingress_ifindex)
 
+    @needs_open
     def run(self, count: int | None = None, duration: float | None = None, *, rate: float | None = None,
             cpus=1, batch_size: int = 64, progress: bool = True) -> TrafficResult:
         """Send ``count`` frames (or for ``duration`` seconds) from ``cpus`` (a number, or
         CPU ids) at most at ``rate`` packets/s in total."""
-        if count is None and duration is None:
-            raise XDPLabError("say how much: count=N packets or duration=seconds")
-        if not 1 <= batch_size <= MAX_BATCH:
-            raise XDPLabError(f"batch_size must be 1..{MAX_BATCH} (TEST_XDP_MAX_BATCH)")
+        check_run_args(count, duration, rate, batch_size)
+        count = None if count is None else int(count)
         cpu_ids = _cpus(cpus)
         self._seed(cpu_ids)
         per_rate = rate / len(cpu_ids) if rate else None
@@ -510,6 +538,12 @@ class Generator:
             rx.close()
             self._receiver = None
         self.prog = None                     # the program stays cached for the next generator
+        self._closed = True
+
+    _reopen_hint = "make a new Generator(...) (or use xdplab.traffic.blast)"
+
+    def _describe(self) -> str:
+        return f"traffic generator out of {_where(self.netns, self.out)}"
 
     def __enter__(self):
         return self
@@ -520,7 +554,8 @@ class Generator:
     def __repr__(self) -> str:
         return (f"<Generator {len(self.frame)} B frames out of {_where(self.netns, self.out)}"
                 f"{' vary ' + ', '.join(self.vary) if self.vary else ''}"
-                f"{'; receiver ' + self.receiver if self.receiver else ''}>")
+                f"{'; receiver ' + self.receiver if getattr(self, 'receiver', '') else ''}"
+                f"{' closed' if self.closed else ''}>")
 
 
 def blast(packet, via, count: int | None = None, duration: float | None = None, *, rate=None,
@@ -528,6 +563,7 @@ def blast(packet, via, count: int | None = None, duration: float | None = None, 
           redirect_to: str | None = None, attach_receiver: bool = False,
           progress: bool = True) -> TrafficResult:
     """Load a generator for ``packet``, send, unload. See ``Generator``."""
+    check_run_args(count, duration, rate, batch_size)       # before anything is loaded
     with Generator(packet, via, netns=netns, vary=vary, redirect_to=redirect_to,
                    attach_receiver=attach_receiver) as g:
         return g.run(count, duration, rate=rate, cpus=cpus, batch_size=batch_size, progress=progress)

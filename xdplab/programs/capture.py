@@ -26,11 +26,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import XDPLabError
-from .maps import _exists
+from ..errors import Closable, ClosedError, UsageError, XDPLabError, needs_open
 from ..kernel.abi import ACTIONS
+from .maps import _exists
+from html import escape
 
 ENTRY, EXIT = 0, 1
+MAX_SNAPLEN = 65535
 # stats slots (per-CPU array xdplab_cap_stats)
 SEEN, MATCHED, EMITTED, LOST = range(4)
 
@@ -49,19 +51,41 @@ class Capture:
     exit: bool = True
     pages: int = 64
 
+    def __post_init__(self):
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+        if not is_int(self.snaplen) or not 1 <= self.snaplen <= MAX_SNAPLEN:
+            raise UsageError(f"Capture snaplen={self.snaplen!r}: give the bytes to copy of each packet, "
+                             f"an int in 1..{MAX_SNAPLEN}")
+        if not is_int(self.pages) or self.pages < 1 or self.pages & (self.pages - 1):
+            raise UsageError(f"Capture pages={self.pages!r}: perf buffer pages per CPU must be a "
+                             "power of two (e.g. 64)")
+        if not isinstance(self.filter, str):
+            raise UsageError(f"Capture filter={self.filter!r}: give a tcpdump expression as a str "
+                             "('' = everything)")
+        if not self.entry and not self.exit:
+            raise UsageError("Capture(entry=False, exit=False) captures nothing",
+                             hint="keep entry=True, exit=True or both")
+
     @classmethod
     def of(cls, value) -> "Capture | None":
         if not value:
             return None
         if value is True:
             return cls()
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             return cls(snaplen=value)
         if isinstance(value, str):
             return cls(filter=value)
         if isinstance(value, dict):
-            return cls(**value)
-        return value
+            try:
+                return cls(**value)
+            except TypeError as e:
+                raise UsageError(f"capture={value!r}: {e}", hint="keys: snaplen, filter, entry, exit, pages") from None
+        if isinstance(value, cls):
+            return value
+        raise UsageError(f"capture={value!r}: give True, a snaplen (int), a tcpdump filter (str), "
+                         "a dict or xdplab.Capture(...)")
 
 
 # --- tcpdump filter -> classic BPF -> C ----------------------------------------------------
@@ -225,10 +249,16 @@ class _Hdr(ct.Structure):
 _HDR = ct.sizeof(_Hdr)
 
 
-class Recorder:
-    """Samples of one capture-instrumented program, read by a background thread."""
+class Recorder(Closable):
+    """Samples of one capture-instrumented program, read by a background thread.
+    ``stop()`` (= ``close()``, also done by ``prog.close()``) ends reading; the samples
+    and final stats stay readable, ``clear()`` then raises ``ClosedError``."""
+
+    _reopen_hint = "the samples and stats() stay readable; prog.capture() starts a new capture"
 
     def __init__(self, prog, max_samples: int = 100000):
+        if getattr(prog, "closed", False):
+            prog._check_open("capture")
         if "xdplab_cap" not in getattr(prog.bpf, "tables", {}) and not _has_table(prog.bpf, "xdplab_cap"):
             raise XDPLabError(f"{prog.name} was not built for capture",
                               hint="load it with capture=True (xdplab.load(src, capture=True) or %%xdp --capture)")
@@ -300,6 +330,11 @@ class Recorder:
         return {"seen": d[SEEN], "matched": d[MATCHED], "samples": d[EMITTED] + d[LOST],
                 "captured": len(self.samples), "lost": d[LOST]}
 
+    closed = property(lambda self: self._stop.is_set())
+
+    def _describe(self) -> str:
+        return f"capture of {self.prog.name}"
+
     def stop(self) -> "Recorder":
         """Stop reading (the samples stay). Also done by ``prog.close()``."""
         if not self._stop.is_set():
@@ -308,6 +343,9 @@ class Recorder:
             self._final_stats = self._stats_now()
         return self
 
+    close = stop
+
+    @needs_open
     def clear(self) -> None:
         with self._lock:
             self.samples.clear()
@@ -355,18 +393,18 @@ class Recorder:
         return rows
 
     def table(self, limit: int = 50):
-        """A DataFrame: time, action, lengths, summaries of the packet before and after,
-        and whether the program changed it."""
+        """A DataFrame: time, action, lengths, the packet before and after (one line per
+        layer: ``describe()``), and whether the program changed it. Shown in a notebook
+        with every line whole (no "..." cut), so request and reply are told apart."""
         import pandas as pd
-        from scapy.layers.l2 import Ether
         rows = []
         for r in self.pairs()[-limit:]:
-            rows.append({"time": pd.Timestamp(r["time"], unit="s").strftime("%H:%M:%S.%f"),
+            rows.append({"time": pd.Timestamp(r["time"], unit="s").strftime("%H:%M:%S.%f")[:-3],
                          "action": r["action"], "len in": r["len_in"], "len out": r["len_out"],
-                         "entry": Ether(r["entry"]).summary() if r["entry"] else "",
-                         "exit": Ether(r["exit"]).summary() if r["exit"] else "",
+                         "entry": describe(r["entry"]) if r["entry"] else "",
+                         "exit": describe(r["exit"]) if r["exit"] else "",
                          "modified": (r["entry"] != r["exit"]) if r["entry"] is not None and r["exit"] is not None else None})
-        return pd.DataFrame(rows, columns=["time", "action", "len in", "len out", "entry", "exit", "modified"])
+        return wide_table(rows, columns=["time", "action", "len in", "len out", "entry", "exit", "modified"])
 
     def write_pcap(self, path, point: str = "both") -> Path:
         """Write a pcap tcpdump reads (``point``: 'entry', 'exit' or 'both', interleaved)."""
@@ -384,12 +422,71 @@ class Recorder:
     def __repr__(self) -> str:
         s = self.stats()
         return (f"<Capture {self.prog.name}: seen {s['seen']}, matched {s['matched']}, "
-                f"captured {s['captured']}, lost {s['lost']}>")
+                f"captured {s['captured']}, lost {s['lost']}{' (stopped, closed)' if self.closed else ''}>")
 
     def _repr_html_(self) -> str:
         s = self.stats()
         head = ", ".join(f"{k} <b>{v}</b>" for k, v in s.items())
-        return f"<b>capture of {self.prog.name}</b> ({head}){self.table().to_html(index=False)}"
+        return f"<b>capture of {self.prog.name}</b> ({head}){self.table()._repr_html_()}"
+
+
+def describe(frame: bytes) -> str:
+    """A frame, one line per layer (scapy's summary of each): ``Ether a > b (IPv4)``,
+    ``IP 10.11.1.2 > 10.11.1.1 icmp ttl=64``, ``ICMP echo-request id=1 seq=3``..."""
+    from scapy.packet import NoPayload, Raw
+    from scapy.layers.l2 import Ether
+    lines, layer = [], Ether(frame)
+    while layer is not None and not isinstance(layer, NoPayload):
+        name = type(layer).__name__
+        if isinstance(layer, Raw):
+            lines.append(f"Raw {len(layer.load)} bytes")
+            break
+        try:
+            text = layer.mysummary()
+        except Exception:
+            text = ""
+        text = text if isinstance(text, str) else text[0] % layer if text else ""
+        text = text.removeprefix(name).strip()
+        if name == "ICMP":
+            text = f"{layer.sprintf('%ICMP.type%')} id={layer.id} seq={layer.seq}" \
+                if layer.type in (0, 8) else layer.sprintf("%ICMP.type% code %ICMP.code%")
+        elif name in ("IP", "IPv6"):
+            text += f" ttl={layer.ttl}" if name == "IP" else f" hlim={layer.hlim}"
+        lines.append(f"{name} {text}".strip())
+        layer = layer.payload
+    return "\n".join(lines)
+
+
+_WIDE = None
+
+
+def wide_table(*args, **kw):
+    """A DataFrame whose notebook view shows every cell whole (no "..." cut), a line per
+    line of text (``describe()``'s layers), left-aligned."""
+    global _WIDE
+    if _WIDE is None:
+        import pandas as pd
+
+        class WideTable(pd.DataFrame):
+            @property
+            def _constructor(self):
+                return WideTable
+
+            def _repr_html_(self) -> str:
+                def cell(v):
+                    if not isinstance(v, str):
+                        return v
+                    if "\n" in v:            # a packet, a line per layer: kept whole
+                        return ("<div style='font-family:monospace;font-size:11px;white-space:nowrap'>"
+                                + escape(v).replace("\n", "<br>") + "</div>")
+                    return escape(v)           # long text (a reason) wraps, never cut
+                df = pd.DataFrame(self).map(cell)
+                with pd.option_context("display.max_colwidth", None):
+                    html = df.to_html(index=False, escape=False, na_rep="")
+                return ("<div style='overflow-x:auto'>" + html.replace(
+                    "<td>", "<td style='text-align:left;vertical-align:top;font-size:12px'>") + "</div>")
+        _WIDE = WideTable
+    return _WIDE(*args, **kw)
 
 
 def _has_table(bpf, name: str) -> bool:

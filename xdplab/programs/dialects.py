@@ -22,14 +22,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CompileError, XDPLabError
+from .. import paths
+from ..errors import CompileError, UsageError, XDPLabError
 import time
 
 DIALECTS = ("bcc", "libbpf", "elf")
 ELF_MAGIC = b"\x7fELF"
 CACHE = Path(os.environ.get("XDPLAB_CACHE", "/var/cache/xdplab")) / "vmlinux"
 UAPI_ARCH = "/usr/include/x86_64-linux-gnu"
-INCLUDE_DIR = Path(__file__).resolve().parent.parent / "bpf" / "include"
+INCLUDE_DIR = paths.INCLUDE_DIR
 
 # markers of libbpf-style C, in the order they are reported
 _LIBBPF_MARKERS = [
@@ -67,7 +68,7 @@ def detect(source, dialect: str | None = None) -> Detected:
             try:
                 source = data.decode()
             except UnicodeDecodeError:
-                raise XDPLabError("the input is neither C text nor an ELF object (first bytes "
+                raise UsageError("the input is neither C text nor an ELF object (first bytes "
                                   f"{data[:4]!r})", hint="pass C source, or a BPF object built by "
                                   "`clang -O2 -g -target bpf -c prog.c -o prog.o`") from None
             found = None
@@ -84,12 +85,12 @@ def detect(source, dialect: str | None = None) -> Detected:
         return found
     d = str(dialect).lower()
     if d not in DIALECTS:
-        raise XDPLabError(f"unknown dialect {dialect!r}", hint="use 'bcc', 'libbpf' or 'elf' (or leave it out)")
+        raise UsageError(f"unknown dialect {dialect!r}", hint="use 'bcc', 'libbpf' or 'elf' (or leave it out)")
     if d == "elf" and found.dialect != "elf":
-        raise XDPLabError("dialect='elf' needs a compiled object (bytes starting with the ELF magic)",
+        raise UsageError("dialect='elf' needs a compiled object (bytes starting with the ELF magic)",
                           hint="pass the .o file's bytes or use Program.from_file('x.o')")
     if d != "elf" and found.dialect == "elf":
-        raise XDPLabError(f"dialect={d!r} but the input is a compiled ELF object",
+        raise UsageError(f"dialect={d!r} but the input is a compiled ELF object",
                           hint="leave dialect out (or 'elf') for a .o")
     return Detected(d, "explicit" if d == found.dialect else f"explicit; detection said {found}")
 
@@ -115,13 +116,20 @@ def vmlinux_dir() -> Path | None:
     bpftool, cached per kernel release + BTF hash), or None without kernel BTF/bpftool."""
     if not os.path.exists("/sys/kernel/btf/vmlinux"):
         return None
-    d = CACHE / _btf_id()
+    key = _btf_id()
+    d = CACHE / key
     if (d / "vmlinux.h").exists():
         return d
     bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"
     if not os.path.exists(bpftool):
         return None
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:                       # not root: a cache of this user's own
+        d = Path(tempfile.gettempdir()) / f"xdplab-vmlinux-{os.getuid()}" / key
+        if (d / "vmlinux.h").exists():
+            return d
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = d / f".vmlinux.h.{os.getpid()}"
     with open(tmp, "wb") as out:
         r = subprocess.run([bpftool, "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
@@ -276,3 +284,29 @@ def implicit_declarations(text: str, filename: str) -> dict[str, int]:
 def normalized(text: str) -> str:
     """clang's output with ``fatal error:`` written as ``error:`` (one parser for both)."""
     return re.sub(r"(:\d+:\d+: )fatal error: ", r"\1error: ", text)
+
+
+# --- printk tags (xdplab.printk) for libbpf-style C ------------------------------------
+
+_TOP_INCLUDE = re.compile(r'^\s*#\s*include\b.*$', re.M)
+PRINTK_DEFINE = ("#define bpf_printk(fmt, args...) ___bpf_pick_printk(args)(XDPLAB_PRINTK_TAG fmt, ##args)"
+                 " /* xdplab: tagged for prog.printk() */")
+
+
+def tag_printk(source: str) -> tuple[str, str]:
+    """Make ``bpf_printk`` put xdplab's per-program tag in front of each line: the blank
+    line after the last ``#include`` becomes a redefinition of bpf_printk (the tag itself is
+    ``-DXDPLAB_PRINTK_TAG``), so line numbers stay. Returns (source, "") or (source
+    unchanged, why it could not)."""
+    if not re.search(r"\bbpf_printk\s*\(", source):
+        return source, ""
+    last = None
+    for m in _TOP_INCLUDE.finditer(source):
+        last = m
+    if last is None:
+        return source, "no #include <bpf/bpf_helpers.h> to put the printk tag after"
+    rest = source[last.end():]
+    if not rest.startswith("\n") or not re.match(r"\n[ \t]*\n", rest):
+        return source, "no blank line after the last #include, where the printk tag goes"
+    nl = rest.index("\n", 1)
+    return source[:last.end()] + "\n" + PRINTK_DEFINE + rest[nl:], ""

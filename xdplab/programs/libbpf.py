@@ -26,7 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .. import kernel
-from ..errors import ClosedError, CompileError, NotSupported, VerifierError, XDPLabError
+from ..errors import (ClosedError, CompileError, MapKeyError, NotSupported, UsageError, VerifierError,
+                      XDPLabError)
 from .program import DIALECT_LOADERS, Stats, XDPProgram
 from . import dialects
 from .dialects import bcc_markers
@@ -37,10 +38,15 @@ import errno
 import mmap
 from html import escape
 from dataclasses import replace
+from . import typedmaps
+from .explain import _verifier_message
+from .printk import PrintkStream
+from .printk import new_tag
 
 COUNTER_MAP = "xdplab_actions"
 BPF_PROG_TYPE_XDP = 6
 BPF_F_XDP_HAS_FRAGS = 1 << 5
+BPF_F_XDP_DEV_BOUND_ONLY = 1 << 6      # device-bound: RX metadata kfuncs (xdplab.memory)
 PERCPU_TYPES = {5, 6, 10, 21}         # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
 MAP_TYPES = {1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array", 5: "percpu_hash",
              6: "percpu_array", 9: "lru_hash", 10: "lru_percpu_hash", 11: "lpm_trie",
@@ -82,6 +88,8 @@ def lib():
         "bpf_linker__new": (P, [S, P]), "bpf_linker__add_file": (I, [P, S, P]),
         "bpf_linker__finalize": (I, [P]), "bpf_linker__free": (None, [P]),
         "libbpf_set_print": (P, [P]),
+        "bpf_program__insns": (P, [P]), "bpf_program__insn_cnt": (Z, [P]),
+        "bpf_program__set_ifindex": (None, [P, U]), "bpf_program__set_flags": (I, [P, U]),
     }
     for name, (res, args) in protos.items():
         fn = getattr(L, name)
@@ -99,8 +107,7 @@ def lib():
         _log.append(buf.value.decode(errors="replace"))
         return 0
 
-    _print_cb = _print
-    L.libbpf_set_print(ctypes.cast(_print, ctypes.c_void_p))
+    _print_cb = _print               # installed around each object operation (_Capture)
     _lib = L
     return L
 
@@ -113,10 +120,15 @@ class _Capture:
         _lock.acquire()
         self.lines, _log = [], []
         self._mine = _log
+        # BCC's libbcc uses this same libbpf.so.1 and installs its own print function when
+        # it compiles: take it over for this call, and give it back after
+        L = lib()
+        self._prev = L.libbpf_set_print(ctypes.cast(_print_cb, ctypes.c_void_p))
         return self
 
     def __exit__(self, *exc):
         global _log
+        lib().libbpf_set_print(self._prev)           # None: libbpf's default (stderr)
         self.lines, _log = self._mine, None
         _lock.release()
 
@@ -242,7 +254,8 @@ class Globals(Mapping):
 
     def var(self, name: str) -> Var:
         if name not in self._vars:
-            raise KeyError(f"no global variable {name!r}; this object has {', '.join(self._vars) or 'none'}")
+            raise MapKeyError(f"no global variable {name!r}; this object has {', '.join(self._vars) or 'none'}",
+                              hint="globals are the object's .rodata/.bss/.data variables")
         return self._vars[name][0]
 
     def __getitem__(self, name):
@@ -263,17 +276,17 @@ class Globals(Mapping):
                                    "or make it non-const (.bss/.data can change at run time)")
         if isinstance(value, int):
             if v.signed is None and v.size not in (1, 2, 4, 8):
-                raise XDPLabError(f"{name} is {v.size} bytes, not an integer", hint="assign bytes")
+                raise UsageError(f"{name} is {v.size} bytes, not an integer", hint="assign bytes")
             try:
                 raw = value.to_bytes(v.size, "little", signed=bool(v.signed) or value < 0)
             except OverflowError:
-                raise XDPLabError(f"{value} does not fit {name} ({v.size} bytes)") from None
+                raise UsageError(f"{value} does not fit {name} ({v.size} bytes)") from None
         elif isinstance(value, (bytes, bytearray)):
             if len(value) > v.size:
-                raise XDPLabError(f"{len(value)} bytes do not fit {name} ({v.size} bytes)")
+                raise UsageError(f"{len(value)} bytes do not fit {name} ({v.size} bytes)")
             raw = bytes(value).ljust(v.size, b"\0")
         else:
-            raise XDPLabError(f"cannot store {type(value).__name__} in {name}", hint="an int or bytes")
+            raise UsageError(f"cannot store {type(value).__name__} in {name}", hint="an int or bytes")
         self._write(mp, v.offset, raw)
 
     def __iter__(self):
@@ -356,7 +369,7 @@ class RawMap:
         size = _round8(self.ref.value_size) * self._ncpu if self.percpu else self.ref.value_size
         raw = kernel.map_lookup(self.ref.fd, self._k(key), size)
         if raw is None:
-            raise KeyError(key)
+            raise MapKeyError(f"{self.name}: no key {key!r}")
         return self._decode(raw)
 
     def __setitem__(self, key, value):
@@ -366,7 +379,7 @@ class RawMap:
     def __delitem__(self, key):
         self._obj._check()
         if not kernel.map_delete(self.ref.fd, self._k(key)):
-            raise KeyError(key)
+            raise MapKeyError(f"{self.name}: no key {key!r}")
 
     def keys(self):
         self._obj._check()
@@ -406,15 +419,20 @@ _next_key = kernel.map_next_key          # BPF_MAP_GET_NEXT_KEY (kernel layer)
 class Maps(Mapping):
     """The maps of an object, by name (``.rodata`` & co. are under ``prog.globals``)."""
 
-    def __init__(self, obj: "Object"):
+    def __init__(self, obj: "Object", owner=None):
         self._obj = obj
         internal = {lib().bpf_map__name(m).decode() for m, _ in obj._internal_maps()}
-        self._maps = {r.name: _typed(r, obj) for r in obj.map_refs()
+        self._maps = {r.name: _typed(r, obj, owner) for r in obj.map_refs()
                       if r.name not in internal and not r.name.startswith(".")}
+
+    def close(self, why: str = "") -> None:
+        for m in self._maps.values():
+            if hasattr(m, "close"):
+                m.close()
 
     def __getitem__(self, name):
         if name not in self._maps:
-            raise KeyError(f"no map {name!r}; this program has {', '.join(self._maps) or 'none'}")
+            raise MapKeyError(f"no map {name!r}; this program has {', '.join(self._maps) or 'none'}")
         return self._maps[name]
 
     def __iter__(self):
@@ -424,20 +442,19 @@ class Maps(Mapping):
         return len(self._maps)
 
 
-def _typed(ref: MapRef, obj: "Object"):
-    """A typed (BTF) map when xdplab's typed-map module offers one, else a RawMap."""
-    for modname in ("typedmaps", "btfmaps"):
-        try:
-            mod = __import__(f"{__package__}.{modname}", fromlist=["from_ref"])
-        except ImportError:
-            continue
-        make = getattr(mod, "from_ref", None)
-        if make is not None:
-            try:
-                return make(ref, obj.btf_raw())
-            except Exception:
-                break
-    return RawMap(ref, obj)
+def _typed(ref: MapRef, obj: "Object", owner=None):
+    """A typed map (``xdplab.typedmaps``: keys and values decoded through the object's
+    BTF) when that module is there, else a RawMap (ints and bytes)."""
+    if ref.map_type == 3:                 # PROG_ARRAY: RawMap takes programs as values
+        return RawMap(ref, obj)
+    try:
+        pass
+    except ImportError:
+        return RawMap(ref, obj)
+    try:
+        return typedmaps.from_ref(ref, obj.btf_raw(), owner=owner)
+    except Exception:                     # a map type it does not wrap: plain ints/bytes
+        return RawMap(ref, obj)
 
 
 # --- the object ------------------------------------------------------------------------
@@ -576,7 +593,8 @@ class Object:
             return
         self._closed = True
         self.globals.close()
-        lib().bpf_object__close(self._ptr)
+        with _Capture():
+            lib().bpf_object__close(self._ptr)
         self._ptr = None
 
     def __del__(self):
@@ -611,18 +629,127 @@ def _open_hint(text: str) -> str:
 
 # --- run-time statistics ---------------------------------------------------------------
 
+#: binds an opened object's XDP programs to a device (load(..., bind_to=dev)): registered
+#: by xdplab.tools.memory, which owns the RX-metadata kfunc probes
+DEVICE_BINDER = None
 enable_stats = kernel.enable_stats        # BPF_ENABLE_STATS, kept on for the process
 prog_stats = kernel.prog_stats            # run_cnt, run_time_ns, ... (OBJ_GET_INFO_BY_FD)
 
 
+# --- counters for an object without source: a bpf-to-bpf call wrapper -------------------
+
+def _insn(code, dst=0, src=0, off=0, imm=0) -> bytes:
+    return struct.pack("=BBhi", code, dst | (src << 4), off, imm)
+
+
+def wrapper_insns(map_fd: int) -> bytes:
+    """A program that calls the instructions appended after it (BPF_PSEUDO_CALL: the
+    user's program becomes a subprogram with a stack frame of its own), then counts the
+    action it returned in ``map_fd`` (per-CPU array of {packets, bytes}) and returns it.
+    A tail call in the user's program returns here too (the callee replaces the frame)."""
+    w = [
+        _insn(0xbf, 6, 1),                # r6 = r1 (ctx, callee-saved across the call)
+        _insn(0x85, 0, 1, 0, 22),         # call the user's program (pc + 1 + 22 = insn 24)
+        _insn(0xbf, 7, 0),                # r7 = r0 (the action)
+        _insn(0xbf, 1, 7),                # r1 = r7
+        _insn(0xa5, 1, 0, 1, 5),          # if r1 < 5 goto +1
+        _insn(0xb7, 1, 0, 0, 0),          # r1 = 0 (unknown actions count as ABORTED)
+        _insn(0x63, 10, 1, -4),           # *(u32 *)(r10 - 4) = r1
+        _insn(0xbf, 2, 10),               # r2 = r10
+        _insn(0x07, 2, 0, 0, -4),         # r2 += -4
+        _insn(0x18, 1, 1, 0, map_fd),     # r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
+        _insn(0x00),
+        _insn(0x85, 0, 0, 0, 1),          # call bpf_map_lookup_elem
+        _insn(0x15, 0, 0, 9, 0),          # if r0 == 0 goto out
+        _insn(0x79, 1, 0, 0),             # r1 = rec->packets
+        _insn(0x07, 1, 0, 0, 1),          # r1 += 1
+        _insn(0x7b, 0, 1, 0),             # rec->packets = r1
+        _insn(0x61, 2, 6, 4),             # r2 = ctx->data_end
+        _insn(0x61, 3, 6, 0),             # r3 = ctx->data
+        _insn(0x1f, 2, 3),                # r2 -= r3
+        _insn(0x79, 1, 0, 8),             # r1 = rec->bytes
+        _insn(0x0f, 1, 2),                # r1 += r2
+        _insn(0x7b, 0, 1, 8),             # rec->bytes = r1
+        _insn(0xbf, 0, 7),                # out: r0 = r7
+        _insn(0x95),                      # exit
+    ]
+    assert len(w) == 24
+    return b"".join(w)
+
+
+def _func_info(prog_fd: int) -> list[tuple[int, int]]:
+    """(insn_off, BTF FUNC type id) of a loaded program's functions (bpf_prog_info)."""
+    info = ctypes.create_string_buffer(256)
+    kernel.bpf(kernel.BPF_OBJ_GET_INFO_BY_FD,
+                kernel.bpf_attr("=IIQ", prog_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    rec_size, = struct.unpack_from("=I", info, 132)
+    n, = struct.unpack_from("=I", info, 144)
+    if not n or rec_size < 8:
+        return []
+    buf = ctypes.create_string_buffer(n * rec_size)
+    info = ctypes.create_string_buffer(256)
+    struct.pack_into("=IQI", info, 132, rec_size, ctypes.addressof(buf), n)
+    kernel.bpf(kernel.BPF_OBJ_GET_INFO_BY_FD,
+                kernel.bpf_attr("=IIQ", prog_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    return [struct.unpack_from("=II", buf, i * rec_size) for i in range(n)]
+
+
+def _prog_load_raw(insns: bytes, name: str, gpl: bool, flags: int, btf_fd: int = 0,
+                   func_info: list = ()) -> tuple[int, str]:
+    """BPF_PROG_LOAD (XDP, expected_attach_type 0) of raw instructions, with BTF function
+    info when given: (fd or -1, the verifier's log)."""
+    lic = ctypes.create_string_buffer(b"GPL" if gpl else b"Proprietary")
+    code = ctypes.create_string_buffer(insns, len(insns))
+    log = ctypes.create_string_buffer(1 << 20)
+    fi = b"".join(struct.pack("=II", off, tid) for off, tid in func_info)
+    fib = ctypes.create_string_buffer(fi, max(len(fi), 1))
+    attr = kernel.bpf_attr("=IIQQIIQII16sIIIIQIIQII", BPF_PROG_TYPE_XDP, len(insns) // 8,
+                         ctypes.addressof(code), ctypes.addressof(lic), 1, len(log), ctypes.addressof(log),
+                         0, flags, name.encode()[:15], 0, 0,
+                         btf_fd if func_info else 0, 8 if func_info else 0,
+                         ctypes.addressof(fib) if func_info else 0, len(func_info), 0, 0, 0, 0)
+    try:
+        return kernel.bpf(kernel.BPF_PROG_LOAD, attr, "PROG_LOAD"), ""
+    except kernel.BPFError as e:
+        return -1, log.value.decode(errors="replace") or str(e)
+
+
+def wrap_object_program(obj: "Object", name: str, frags: bool) -> tuple[int, int, str]:
+    """Counters for a program of an object without source: load ``wrapper_insns`` + the
+    program's final instructions (libbpf's, relocated: map fds, CO-RE) as a new program.
+    Returns (prog fd, counter map fd, "") or (-1, -1, why it could not)."""
+    L = lib()
+    p = next((p for p in obj._progs() if L.bpf_program__name(p).decode() == name), None)
+    n = L.bpf_program__insn_cnt(p) if p else 0
+    addr = L.bpf_program__insns(p) if p else None
+    if not n or not addr:
+        return -1, -1, "libbpf kept no instructions of the program"
+    user = ctypes.string_at(addr, n * 8)
+    gpl = prog_stats(L.bpf_program__fd(p))["gpl_compatible"]
+    map_fd = kernel.map_create(6, 4, 16, 5, name=COUNTER_MAP)       # PERCPU_ARRAY of {packets, bytes}
+    orig_fd = L.bpf_program__fd(p)
+    funcs = _func_info(orig_fd) if obj.btf_fd >= 0 else []
+    # BTF function info (the kernel wants it for a subprogram that tail-calls): the
+    # wrapper shares the user's FUNC type (same signature), the user's functions move by 24
+    finfo = [(0, funcs[0][1])] + [(off + 24, tid) for off, tid in funcs] if funcs else []
+    fd, log = _prog_load_raw(wrapper_insns(map_fd) + user, name, gpl, BPF_F_XDP_HAS_FRAGS if frags else 0,
+                             obj.btf_fd, finfo)
+    if fd < 0:
+        os.close(map_fd)
+        return -1, -1, "the verifier refused the counting wrapper: " + _verifier_message(log)
+    return fd, map_fd, ""
+
+
 # --- the loaded program ----------------------------------------------------------------
 
-NO_COUNTERS_ELF = ("counters are unavailable for an object without source: xdplab counts "
-                   "actions with a wrapper program that calls yours, and libbpf links calls only "
-                   "to functions in .text, not to another program's section; the other way, "
-                   "fexit/freplace trampolines, is refused on this kernel (EPERM). Use "
-                   "prog.stats() (runs, ns), prog.run() and the drop detector; or load the "
-                   "source (libbpf style) to get counters.")
+#: why an object without source is counted the way it is (README, lab text)
+ELF_COUNTERS = ("an object without source is counted by a second program xdplab loads: a small "
+                "wrapper that calls the object's program (its final instructions, relocated by "
+                "libbpf) as a bpf-to-bpf subprogram and counts the returned action. Linking a "
+                "wrapper object with libbpf's static linker does not work (libbpf refuses a call "
+                "into another program's section: 'bad call relo'), and fexit/freplace trampolines "
+                "are refused on this kernel (EPERM). The wrapper is what gets attached; the "
+                "object's other programs (tail-call targets) are the object's own.")
 
 
 class LibbpfProgram(XDPProgram):
@@ -632,7 +759,7 @@ class LibbpfProgram(XDPProgram):
     def __init__(self, spec, obj: Object, entry: str, *, dialect, warnings: str = "",
                  counted: bool = False, wrap_warnings=(), owner: bool = True, source_text=None):
         self.spec, self.object, self.bpf = spec, obj, None
-        self.dialect = dialect
+        self._dialect = dialect
         self.warnings = warnings
         progs = obj.programs
         ref = progs[entry]
@@ -648,7 +775,7 @@ class LibbpfProgram(XDPProgram):
         self.counted = counted
         self.wrap_warnings = list(wrap_warnings)
         self.source = source_text
-        self.maps = Maps(obj)
+        self.maps = Maps(obj, owner=self)
         try:
             enable_stats()
         except NotSupported:
@@ -658,6 +785,11 @@ class LibbpfProgram(XDPProgram):
     def fd(self) -> int:
         self._check()
         return self._fd
+
+    @property
+    def dialect(self):
+        """libbpf or elf, and what gave it away (``xdplab.dialects.Detected``)."""
+        return self._dialect
 
     @property
     def closed(self) -> bool:
@@ -686,6 +818,7 @@ class LibbpfProgram(XDPProgram):
             return self
         p = LibbpfProgram(self.spec, self.object, entry, dialect=self.dialect, counted=self.counted,
                           owner=False, source_text=self.source)
+        p._parent = self                  # the object lives while a sibling does
         self._siblings.append(p)
         return p
 
@@ -693,20 +826,29 @@ class LibbpfProgram(XDPProgram):
         if self._closed:
             raise ClosedError(f"LibbpfProgram {self.name}", hint="load it again (xdplab.load(...), or re-run the cell)")
 
+    def _use_wrapper(self, fd: int, map_fd: int) -> None:
+        """Run as the counting wrapper ``fd`` (a program of its own that calls this one's
+        instructions) and count into ``map_fd``: attach() and run() use it from now on."""
+        self._fd, self._wrapper_fds = fd, (fd, map_fd)
+        self._counter_fd = map_fd
+        self.id = kernel.prog_info(fd)["id"]
+        self.counted = True
+
     def counters(self):
         """Packets and bytes per XDP action since load, summed over CPUs (every counted
         XDP program of the object adds to them)."""
         self._check()
-        if COUNTER_MAP not in self.maps:
-            why = NO_COUNTERS_ELF if self.dialect.dialect == "elf" else (
-                "; ".join(self.wrap_warnings) or "the program was loaded with count=False")
+        fd = getattr(self, "_counter_fd", None)
+        if fd is None and COUNTER_MAP in self.maps:
+            fd = self.maps[COUNTER_MAP].fd
+        if fd is None:
+            why = "; ".join(self.wrap_warnings) or "the program was loaded with count=False"
             raise XDPLabError(f"no action counters for {self.name}: {why}",
                               hint="prog.stats() gives runs and ns for every program")
-        m = self.maps[COUNTER_MAP]
         p, b = {}, {}
         size = 16 * kernel.possible_cpus()
         for i, a in enumerate(ACTIONS):
-            raw = kernel.map_lookup(m.fd, i.to_bytes(4, "little"), size) or b""
+            raw = kernel.map_lookup(fd, i.to_bytes(4, "little"), size) or b""
             vals = [struct.unpack_from("=QQ", raw, o) for o in range(0, len(raw), 16)]
             p[a], b[a] = sum(v[0] for v in vals), sum(v[1] for v in vals)
         return Counters(p, b)
@@ -728,8 +870,13 @@ class LibbpfProgram(XDPProgram):
         return super().run(packet, **kw)
 
     def printk(self, **kw):
-        raise NotSupported("printk streaming for libbpf-loaded programs", "",
-                           "read /sys/kernel/tracing/trace_pipe (bpf_printk lines carry the program's name)")
+        """The program's bpf_printk lines, streamed (tagged at compile time, as for BCC)."""
+        self._check()
+        if not getattr(self.spec, "printk_tag", None):
+            raise XDPLabError(f"no printk stream for {self.name}: "
+                              + (getattr(self, "printk_note", "") or "its source has no bpf_printk"),
+                              hint="leave a blank line after the #includes (the tag goes there)")
+        return PrintkStream(self, **kw)
 
     def close(self) -> None:
         """Detach everywhere; the loading program (not a sibling) also closes the object:
@@ -738,6 +885,9 @@ class LibbpfProgram(XDPProgram):
             return
         self.detach()
         self._closed = True
+        self.maps.close()
+        for fd in getattr(self, "_wrapper_fds", ()):
+            os.close(fd)
         if self._owner:
             for s in self._siblings:
                 s.close()
@@ -745,8 +895,11 @@ class LibbpfProgram(XDPProgram):
 
     def __del__(self):
         try:
-            if self._owner and not self._closed and not self.links:
-                self.object.close()
+            if not self._closed and not self.links:
+                for fd in getattr(self, "_wrapper_fds", ()):
+                    os.close(fd)
+                if self._owner:
+                    self.object.close()
         except Exception:
             pass
 
@@ -764,9 +917,9 @@ class LibbpfProgram(XDPProgram):
         where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
         note = ""
         if not self.counted:
-            note = " counters: unavailable (" + (
-                "object without source" if self.dialect.dialect == "elf" else
-                "; ".join(self.wrap_warnings) or "count=False") + ")"
+            note = " counters: unavailable (" + ("; ".join(self.wrap_warnings) or "count=False") + ")"
+        elif self.dialect.dialect == "elf":
+            note = " counters: bpf-to-bpf call wrapper"
         elif self.wrap_warnings:
             note = " warning: " + "; ".join(self.wrap_warnings)
         return (f"<LibbpfProgram {self.name} sec={self.section} id={self.id} [{self.dialect}] ({where}) "
@@ -776,6 +929,18 @@ class LibbpfProgram(XDPProgram):
         return f"<pre>{escape(repr(self))}</pre>"
 
 
+def _not_tail_targets(obj: "Object") -> list[str]:
+    """An object's programs that no PROG_ARRAY of it holds (the entry is one of those)."""
+    held = set()
+    for r in obj.map_refs():
+        if r.map_type == 3:
+            for k in range(r.max_entries):
+                raw = kernel.map_lookup(r.fd, k.to_bytes(4, "little"), 4)
+                if raw is not None:
+                    held.add(struct.unpack("=I", raw)[0])      # lookups give prog ids
+    return [n for n, p in obj.programs.items() if kernel.prog_info(p.fd)["id"] not in held]
+
+
 def _pick(progs: dict[str, ProgRef], name: str | None, prefer=None) -> str:
     if name is not None:
         if name in progs:
@@ -783,7 +948,7 @@ def _pick(progs: dict[str, ProgRef], name: str | None, prefer=None) -> str:
         by_sec = [n for n, r in progs.items() if r.section == name]
         if by_sec:
             return by_sec[0]
-        raise XDPLabError(f"no program {name!r} in this object",
+        raise UsageError(f"no program {name!r} in this object",
                           hint="programs (function: section): " + ", ".join(
                               f"{n}: {r.section}" for n, r in progs.items()))
     xdp = [n for n, r in progs.items() if r.prog_type == BPF_PROG_TYPE_XDP
@@ -833,22 +998,33 @@ def _source_order(source: str) -> list[str]:
 
 def load_spec(spec, detected) -> LibbpfProgram:
     """Load ``spec`` (a program.Program) whose dialect is libbpf or elf."""
-    counted, wrap_warnings, warnings, source = False, [], "", None
+    if getattr(spec, "hook", "xdp") != "xdp":
+        raise NotSupported(f"hook={spec.hook!r} for {detected.dialect} programs", "",
+                           "xdplab loads libbpf-style C and objects as XDP programs; TC programs: BCC dialect")
+    if getattr(spec, "capture", False):
+        raise NotSupported(f"capture at entry/exit for {detected.dialect} programs", "",
+                           "the capture wrapper is BCC-dialect C; use prog.run() on crafted packets, "
+                           "or xdplab.DropDetector, or load the program as BCC (dialect='bcc')")
+    counted, wrap_warnings, warnings, source, printk_note = False, [], "", None, ""
     name = os.path.splitext(os.path.basename(spec.origin))[0] or "prog"
     if detected.dialect == "elf":
         elf = bytes(spec.elf)
-        if spec.count:
-            wrap_warnings.append("object without source: no action counters (see prog.counters())")
         view = _View("", spec.origin, spec.func or "")
     else:
         source = spec.source
-        text, wrapped, wrap_warnings = (dialects.wrap_for_counters(source) if spec.count
-                                        else (source, [], []))
+        text, why = dialects.tag_printk(source)        # before the wrapper (it has #includes)
+        extra = ()
+        if text != source:
+            spec = replace(spec, printk_tag=spec.printk_tag or new_tag())
+            extra = (f'-DXDPLAB_PRINTK_TAG="{spec.printk_tag}: "',)
+        printk_note = why
+        text, wrapped, wrap_warnings = (dialects.wrap_for_counters(text) if spec.count
+                                        else (text, [], []))
         if spec.count and not wrapped and not wrap_warnings:
             wrap_warnings.append('no `SEC("xdp") int NAME(struct xdp_md *ctx)` to wrap: actions are not counted')
         counted = bool(wrapped)
         first = len(spec.header_lines) + 1
-        cflags = spec.all_cflags() if hasattr(spec, "all_cflags") else tuple(spec.cflags)
+        cflags = (*(spec.all_cflags() if hasattr(spec, "all_cflags") else tuple(spec.cflags)), *extra)
         compiled, out, fname = dialects.compile_c(text, spec.origin, first, cflags)
         view = _View(source, fname, spec.func or (_source_order(source) or [""])[0], spec.header_lines,
                      spec.func, spec.cflags)
@@ -859,6 +1035,11 @@ def load_spec(spec, detected) -> LibbpfProgram:
         obj = Object(elf, name)
     except ObjectError as e:
         raise (_implicit_error(view, warnings, e.log) or e) from None
+    bound = None
+    if getattr(spec, "bind_to", None) is not None:      # device-bound (RX metadata kfuncs)
+        if DEVICE_BINDER is None:
+            raise NotSupported("device-bound programs (bind_to=)", "", "xdplab.tools.memory is not loaded")
+        bound = DEVICE_BINDER(obj, spec.bind_to)
     try:
         for k, v in (dict(spec.globals or {})).items():
             obj.globals[k] = v
@@ -867,12 +1048,22 @@ def load_spec(spec, detected) -> LibbpfProgram:
         except _LoadFailure as f:
             raise _load_error(view, f, warnings, detected) from None
         progs = obj.programs
-        entry = _pick(progs, spec.func, _source_order(source) if source else None)
+        entry = _pick(progs, spec.func, _source_order(source) if source else _not_tail_targets(obj))
     except BaseException:
         obj.close()
         raise
-    return LibbpfProgram(spec, obj, entry, dialect=detected, warnings=warnings, counted=counted,
+    prog = LibbpfProgram(spec, obj, entry, dialect=detected, warnings=warnings, counted=counted,
                          wrap_warnings=wrap_warnings, source_text=source)
+    prog.bound_to = bound                          # (ifindex, name) or None
+    prog.printk_note = printk_note if detected.dialect != "elf" else (
+        "an object without source has no printk tag: read /sys/kernel/tracing/trace_pipe")
+    if detected.dialect == "elf" and spec.count:
+        fd, map_fd, why = wrap_object_program(obj, entry, prog.frags)
+        if fd < 0:
+            prog.wrap_warnings.append(f"no action counters: {why}")
+        else:
+            prog._use_wrapper(fd, map_fd)
+    return prog
 
 
 def _dialect_hint(view) -> str:

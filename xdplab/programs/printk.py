@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from ..display import in_notebook
-from ..errors import NotSupported
+from ..errors import Closable, NotSupported
 from ..kernel import features, procstate, tracefs
 
 TRACEFS = tracefs.TRACEFS
@@ -146,12 +146,16 @@ class _Reader:
 _reader = _Reader()
 
 
-class PrintkStream:
+class PrintkStream(Closable):
     """The bpf_printk lines of one program, as they come (newest last). In a notebook it
     displays as an Output widget that the lines stream into. Stops when the program is
-    detached (if it was attached when the stream started) or closed."""
+    detached (if it was attached when the stream started) or closed; ``stop()`` (=
+    ``close()``) is final, the lines read stay. A closed program gets no stream
+    (``ClosedError``): its tag may be reused."""
 
     def __init__(self, prog, widget: bool | None = None, max_lines: int = 10000):
+        if getattr(prog, "closed", False):
+            prog._check_open("stream its printk lines")
         tag = getattr(prog.spec, "printk_tag", None)
         if not tag:
             raise NotSupported("printk streaming for this program", "",
@@ -182,6 +186,8 @@ class PrintkStream:
         if getattr(p, "_closed", False) or (self._was_attached and not p.attached):
             self.stop()
 
+    closed = property(lambda self: not self.running)
+
     def stop(self) -> None:
         if self.running:
             self.running = False
@@ -189,14 +195,16 @@ class PrintkStream:
             if self.out is not None:
                 self.out.append_stdout(f"-- {self.prog.name} detached: printk stream stopped --\n")
 
+    close = stop
+
     def lines(self) -> list[str]:
         return [r["msg"] for r in self.records]
 
     def wait(self, n: int = 1, timeout: float = 2.0) -> list[str]:
         """Wait until ``n`` lines arrived (or ``timeout``); returns the lines."""
         end = time.monotonic() + timeout
-        while len(self.records) < n and time.monotonic() < end:
-            time.sleep(0.02)
+        while len(self.records) < n and self.running and time.monotonic() < end:
+            time.sleep(0.02)                # a stopped stream gets no more lines
         return self.lines()
 
     def _ipython_display_(self):

@@ -21,7 +21,8 @@ from html import escape
 from pathlib import Path
 
 from .. import failures, kernel, paths
-from ..errors import AttachError, Closable, CompileError, CountersUnavailable, XDPLabError, needs_open
+from ..errors import (AttachError, Closable, CompileError, CountersUnavailable, UsageError, XDPLabError,
+                      needs_open)
 from ..failures import Row
 from . import capture, dialects, explain, printk, safecompile
 from .bcccompat import (CountingWarning, ctx_types, entry_pattern, include_flags, origin_dir,
@@ -94,6 +95,9 @@ class Program:
     elf: bytes | None = None
     #: libbpf objects: global variables (.rodata/.bss/.data) to set before load
     globals: object = None
+    #: libbpf-style C/objects: bind to this device (interface name or lab Host) at load,
+    #: BPF_F_XDP_DEV_BOUND_ONLY + prog_ifindex: the RX metadata kfuncs need it (xdplab.memory)
+    bind_to: object = None
 
     def __post_init__(self):
         object.__setattr__(self, "cflags", split_cflags(self.cflags))
@@ -154,7 +158,7 @@ class Program:
             if m:
                 inner = f"__xdplab_user_{entry}"
                 user = (user[:m.start()] + f"{m['indent']}static __always_inline int {inner}(struct {m['type']} *{m['arg']})"
-                        + user[m.end():])
+                        + "\n" * m[0].count("\n") + user[m.end():])      # a signature over lines keeps them
                 wrapper = (f"\n#line 1 \"<xdplab wrapper>\"\nint {entry}(struct xdp_md *ctx)\n"
                            f"{{\n    return xdplab_count(ctx, {inner}(ctx));\n}}\n")
                 if self.capture:
@@ -189,12 +193,25 @@ class Program:
         found = self.detected()
         if found.dialect != "bcc":
             return DIALECT_LOADERS[found.dialect].load(self, found)
+        if self.globals:
+            raise UsageError("globals= sets .rodata/.bss/.data of libbpf objects; this is BCC-dialect C",
+                             hint="write the program libbpf-style (SEC(\"xdp\"), const volatile globals), "
+                                  "or set a BCC map from Python after load")
+        if self.bind_to is not None:
+            raise UsageError(f"bind_to={getattr(self.bind_to, 'outside', self.bind_to)!r}: BCC cannot load "
+                             "device-bound programs", hint="write the program libbpf-style (#include "
+                             "<bpf/bpf_helpers.h>, SEC(\"xdp\")) or pass dialect=\"libbpf\"")
         from bcc import BPF
         if self.hook not in LOADED_TYPES:
             raise XDPLabError(f"unknown hook {self.hook!r}", hint=f"use one of {', '.join(map(repr, LOADED_TYPES))}")
         if self.printk_tag is None and "printk" in self.source:
             return replace(self, printk_tag=printk.new_tag()).load()
         entry = self.entry
+        if self.capture and self.hook == "xdp" and self.wrap_target()[1]:
+            # capture lives in the wrapper: refuse, not miss
+            raise UsageError(f"capture={self.capture!r}: {self.wrap_target()[1]}",
+                             hint=f"write {entry} as `int {entry}(struct xdp_md *ctx)` (not static, "
+                                  "not built by a macro) to capture its packets")
         cflags = _cflags(self.all_cflags())
         text = self.full_source()
         pre = safecompile.precheck(text.encode(), cflags)    # LLVM may exit(1): a child tries first
@@ -315,6 +332,11 @@ class LoadedProgram(Closable):
 
     def __getitem__(self, name):
         return self.maps[name]
+
+    @property
+    def dialect(self):
+        """Which dialect the source is and why (``xdplab.dialects.Detected``): "bcc" here."""
+        return self.spec.detected()
 
     def stats(self):
         """Runs and run time (ns), from the kernel: ``Stats(runs, ns, ns_per_run)``. The
@@ -490,7 +512,7 @@ def attach(prog: XDPProgram, dev, mode: str = "native", *, replace: bool = False
         fd = kernel.link_create_xdp(prog.fd, ifindex, mode_key)
     except kernel.BPFError as e:
         raise AttachError(f"the kernel refused to attach {prog.name} to {dev} in {mode_key} mode: "
-                          f"{e.strerror}", hint=_attach_hint(e, mode_key)) from None
+                          f"{e.strerror}", hint=_attach_hint(e, mode_key, prog, ifindex)) from None
     return new_link(prog, fd, dev, ifindex, mode_key)
 
 
@@ -544,6 +566,14 @@ def _take_off(dev: str, ifindex: int, present: dict) -> None:
 
 #: why the kernel refused BPF_LINK_CREATE for XDP, by errno and mode (failures, kind 'attach')
 ATTACH_HINTS = failures.register(
+    Row("dev-bound", "a device-bound program on another device", kind="attach",
+        when={"errno": errno.EINVAL, "bound": failures.nonzero},
+        fix="{name} is device-bound to {bound} (BPF_F_XDP_DEV_BOUND_ONLY, for the RX metadata kfuncs): "
+            "it attaches only there, in native mode; load it again with bind_to= the device you want"),
+    Row("frags-mtu", "the MTU needs multi-buffer", kind="attach", when={"errno": errno.ERANGE},
+        fix="the MTU (this device's, or for veth its peer's) needs more than one page per frame: a "
+            "program without multi-buffer support is refused. Load it as SEC(\"xdp.frags\") "
+            "(BPF_F_XDP_HAS_FRAGS; read the frame with bpf_xdp_load_bytes) or lower the MTU"),
     Row("mode-mix", "native and generic on one device", kind="attach",
         when={"errno": (errno.EEXIST, errno.EBUSY)},
         fix="another program is attached in the other mode; detach it first (native and generic cannot mix)"),
@@ -555,9 +585,10 @@ ATTACH_HINTS = failures.register(
 )
 
 
-def _attach_hint(e: OSError, mode: str) -> str:
-    row = failures.find("attach", errno=e.errno, mode=mode)
-    return row.fix if row else ""
+def _attach_hint(e: OSError, mode: str, prog=None, ifindex: int = 0) -> str:
+    bound = getattr(prog, "bound_to", None)           # load(..., bind_to=dev): xdplab.tools.memory
+    row = failures.find("attach", errno=e.errno, mode=mode, bound=bound[1] if bound else None)
+    return row.advice(name=getattr(prog, "name", "the program"), bound=bound[1] if bound else "") if row else ""
 
 
 def detach_all() -> None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import errno
 
 from .. import kernel
+from ..errors import AttachError, NotSupported, needs_open
 from ..kernel import features
-from ..errors import AttachError, NotSupported
 from .program import LOADED_TYPES, Link, LoadedProgram, attach_target, new_link, our_link
 
 DIRECTIONS = ("ingress", "egress")
@@ -29,6 +29,7 @@ DIRECTIONS = ("ingress", "egress")
 class TCProgram(LoadedProgram):
     """A TC classifier (BPF_PROG_TYPE_SCHED_CLS) loaded into the kernel."""
 
+    @needs_open
     def attach(self, dev, direction: str = "ingress", *, force: bool = False) -> Link:
         """Attach at the end of ``dev``'s TC ``direction`` chain through a tcx link.
         Refuses the interface with the default route (``force=True`` overrides): a
@@ -54,6 +55,8 @@ class TCProgram(LoadedProgram):
         return new_link(self, fd, dev, ifindex, mode)
 
     def __repr__(self) -> str:
+        if self.closed:
+            return f"<TCProgram {self.name} id={self.id} closed>"
         where = ", ".join(f"{l.ifname}/{l.mode}" for l in self.links if l.attached) or "not attached"
         return f"<TCProgram {self.name} id={self.id} ({where}) maps={list(self.maps)}>"
 

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import failures, kernel
+from ..errors import Closable, NotSupported, needs_open
 from ..failures import Row
 from ..kernel import features
 from ..programs.compile import capture_stderr
-from ..errors import NotSupported
 from html import escape
+from ..programs.capture import wide_table # the notebook view shows whole reasons
 
 TRACEFS = kernel.tracefs.TRACEFS
 EVENTS = TRACEFS / "events" / "xdp"
@@ -260,7 +261,7 @@ def reason(tp: str, action: str, err: int, ifindex: int, to: int) -> str:
     return f"{tp}: -{errno_name(err)}" if err else tp
 
 
-class DropDetector:
+class DropDetector(Closable):
     """Attach BCC probes to every xdp tracepoint this kernel has; aggregate in a kernel
     map (read at any rate), stream each loss through a ring buffer (``events()``).
 
@@ -271,7 +272,13 @@ class DropDetector:
     ``ifaces``: only report losses on or into these interfaces (the probes see the whole
     machine; other users' drops are filtered out here).
     ``successes``: also probe ``xdp_redirect`` (one hit per *successful* redirect: costly
-    at high rates and never a loss; its failures come through ``xdp_redirect_err``)."""
+    at high rates and never a loss; its failures come through ``xdp_redirect_err``).
+
+    ``stop()`` (= ``close()``, the end of a ``with`` block) is final: what was recorded
+    stays readable (``summary()``, ``losses()``, ``events()``); ``start()``, ``wait()``,
+    ``clear()`` and ``widget()`` then raise ``ClosedError``."""
+
+    _reopen_hint = "what it recorded stays readable; make a new DropDetector() to watch again"
 
     def __init__(self, programs=(), max_events: int = 10000, successes: bool = False,
                  stream_gap: float = 0.01, ifaces=None):
@@ -283,6 +290,9 @@ class DropDetector:
                             if successes or tp not in _EACH_HIT_SENT}
         self._names = list(self.tracepoints)
         self._events = collections.deque(maxlen=max_events)
+        #: the last loss events for the widget: clear() does not erase what was seen
+        self._recent = collections.deque(maxlen=8)
+        self._cleared_at = time.time()
         self.bpf = None
         self._stop = threading.Event()
         self._thread = None
@@ -292,6 +302,7 @@ class DropDetector:
     def source(self) -> str:
         return f"#define XL_STREAM_GAP_NS {int(self.stream_gap * 1e9)}ULL\n" + _PRELUDE + "".join(_probe(i, tp, self.tracepoints[tp]) for i, tp in enumerate(self._names))
 
+    @needs_open
     def start(self) -> "DropDetector":
         if self.bpf is not None:
             return self
@@ -322,16 +333,20 @@ class DropDetector:
         k = e.k
         tp = self._names[k.tp] if k.tp < len(self._names) else str(k.tp)
         self.received += 1
-        self._events.append({
+        self._events.append(ev := {
             "time": e.ts / 1e9, "tracepoint": tp, "ifname": ifname(k.ifindex),
             "action": kernel.action_name(k.act), "errno": errno_name(k.err),
             "to": ifname(k.to) if tp not in ("xdp_cpumap_enqueue", "xdp_cpumap_kthread") else f"cpu{k.to}",
             "drops": e.drops, "sent": e.sent, "prog_id": k.prog_id, "map_id": k.map_id,
             "map_index": e.map_index, "cpu": e.cpu,
             "reason": reason(tp, kernel.action_name(k.act), k.err, k.ifindex, k.to)})
+        ev["program"] = _prog_name(k.prog_id, k.ifindex)     # now: the program that ran it
+        ev["wall"] = time.time() - time.monotonic() + e.ts / 1e9   # ktime is CLOCK_MONOTONIC
+        self._recent.append(ev)
 
     def stop(self) -> None:
         if self.bpf is None:
+            self._closed = True
             return
         self._stop.set()
         if self._thread:
@@ -339,8 +354,12 @@ class DropDetector:
         self._final = self.losses()
         self.bpf.cleanup()
         self.bpf = None
+        self._closed = True
 
     close = stop
+
+    def _describe(self) -> str:
+        return "DropDetector"
 
     def __enter__(self):
         return self.start()
@@ -384,6 +403,7 @@ class DropDetector:
             self._events.clear()
         return out
 
+    @needs_open
     def wait(self, timeout: float = 1.0, min_drops: int = 1) -> list[Loss]:
         """Poll the kernel aggregate until ``min_drops`` frames are reported lost."""
         end = time.monotonic() + timeout
@@ -393,38 +413,52 @@ class DropDetector:
                 return rows
             time.sleep(0.02)
 
+    @needs_open
     def clear(self) -> None:
         if self.bpf is not None:
             self.bpf["xl_stats"].clear()
         self._events.clear()
+        self._cleared_at = time.time()
 
     def summary(self, all_events: bool = False):
         """A DataFrame: one row per (tracepoint, interface, action, errno, target, program)."""
         import pandas as pd
-        rows = [{"tracepoint": r.tracepoint, "ifname": ifname(r.ifindex), "program": _prog_name(r.prog_id),
+        rows = [{"tracepoint": r.tracepoint, "ifname": ifname(r.ifindex), "program": _prog_name(r.prog_id, r.ifindex),
                  "action": r.action, "errno": errno_name(r.err),
                  "to": ifname(r.to) if "cpumap" not in r.tracepoint else f"cpu{r.to}",
                  "events": r.events, "drops": r.drops, "sent": r.sent, "reason": r.reason}
                 for r in self.losses(all_events)]
         cols = ["tracepoint", "ifname", "program", "action", "errno", "to", "events", "drops", "sent", "reason"]
-        return pd.DataFrame(rows, columns=cols)
+        return wide_table(rows, columns=cols)
 
     # --- display ---------------------------------------------------------------------
     def _html(self) -> str:
         rows = self.losses()
         parts = ["<b>XDP losses</b> (xdp tracepoints: " + ", ".join(self._names) + ")"]
         if not rows:
-            parts.append("<div style='color:#2e7d32'>no drops reported</div>")
+            since = time.strftime("%H:%M:%S", time.localtime(self._cleared_at))
+            parts.append(f"<div style='color:#2e7d32'>no drops reported since {since}</div>")
         else:
             parts.append("<table><tr><th>where</th><th>program</th><th>tracepoint</th><th>action</th>"
                          "<th>errno</th><th>target</th><th>drops</th><th>why</th></tr>")
             for r in rows:
                 parts.append(
-                    f"<tr><td><code>{escape(ifname(r.ifindex))}</code></td><td>{escape(_prog_name(r.prog_id))}</td>"
+                    f"<tr><td><code>{escape(ifname(r.ifindex))}</code></td><td>{escape(_prog_name(r.prog_id, r.ifindex))}</td>"
                     f"<td>{r.tracepoint}</td><td>XDP_{r.action}</td><td>{errno_name(r.err)}</td>"
                     f"<td>{escape(ifname(r.to)) if 'cpumap' not in r.tracepoint else f'cpu{r.to}'}</td>"
                     f"<td><b style='color:#c0392b'>{r.drops}</b></td>"
                     f"<td style='text-align:left'>{escape(r.reason)}</td></tr>")
+            parts.append("</table>")
+        if self._recent:                # kept across clear(): what happened stays readable
+            parts.append("<div style='margin-top:4px'><b>recent loss events</b> (newest first)</div>"
+                         "<table><tr><th>time</th><th>where</th><th>program</th><th>tracepoint</th>"
+                         "<th>errno</th><th>drops</th><th>why</th></tr>")
+            for ev in reversed(self._recent):
+                t = time.strftime("%H:%M:%S", time.localtime(ev["wall"])) + f".{int(ev['wall'] % 1 * 1000):03d}"
+                parts.append(f"<tr><td style='white-space:nowrap'>{t}</td>"
+                             f"<td style='white-space:nowrap'><code>{escape(ev['ifname'])}</code></td>"
+                             f"<td>{escape(ev['program'])}</td><td>{ev['tracepoint']}</td><td>{ev['errno']}</td>"
+                             f"<td>{ev['drops']}</td><td style='text-align:left'>{escape(ev['reason'])}</td></tr>")
             parts.append("</table>")
         for p in self.programs:
             try:
@@ -438,9 +472,10 @@ class DropDetector:
         return self._html()
 
     def __repr__(self) -> str:
-        state = "running" if self.bpf is not None else "stopped"
+        state = "running" if self.bpf is not None else "stopped, closed" if self.closed else "not started"
         return f"<DropDetector {state}: {len(self._names)} tracepoints, {self.dropped} drops>"
 
+    @needs_open
     def widget(self, hz: float = 4.0):
         """An ipywidgets HTML table refreshed ``hz`` times a second (starts the detector)."""
         import ipywidgets as w
@@ -458,7 +493,17 @@ class DropDetector:
         return box
 
 
-def _prog_name(prog_id: int) -> str:
+def _prog_name(prog_id: int, ifindex: int = 0) -> str:
+    """``name#id`` of the program a loss came from: the tracepoint's prog_id, or (those
+    that carry none: xdp_bulk_tx, xdp_devmap_xmit) the XDP program attached where the
+    frame was received (``ifindex``)."""
+    if not prog_id and ifindex > 0:
+        dev = ifname(ifindex)
+        try:
+            state = kernel.xdp_state(dev) if dev and not dev.startswith("ifindex ") else {}
+        except Exception:
+            state = {}
+        prog_id = state.get("native") or state.get("generic") or 0
     if not prog_id:
         return ""
     return f"{kernel.prog_name_by_id(prog_id)}#{prog_id}"

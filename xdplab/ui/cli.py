@@ -1,4 +1,4 @@
-"""The ``xdplab`` command: doctor, up, down, status, check, matrix."""
+"""The ``xdplab`` command: doctor, up, down, status, check, matrix, reset."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,7 @@ from ..kernel import procstate
 from ..net import labstate
 from ..net.topology import DEFAULT_PREFIX, Topology, remove_all
 from . import doctor
+from .workspace import main
 
 
 def cmd_doctor(args) -> int:
@@ -55,6 +56,10 @@ def cmd_check(args) -> int:
     return main_check(args.rest)
 
 
+def cmd_reset(args) -> int:
+    return main(args.labs)
+
+
 def cmd_matrix(args) -> int:
     return matrix.main(args.rest)
 
@@ -71,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="every topology of this lab and what is attached where")
     st.add_argument("--prefix", default=DEFAULT_PREFIX)
     st.set_defaults(fn=cmd_status)
+    r = sub.add_parser("reset", help="restore pristine copies of the labs in your workspace (yours are kept beside)")
+    r.add_argument("labs", nargs="*", help="labs to reset (default: all), e.g. 01 or 01-hello-xdp")
+    r.set_defaults(fn=cmd_reset)
     f = sub.add_parser("features", help="what each interface's driver supports (XDP, xsk, rx metadata)")
     f.add_argument("devs", nargs="*", help="interfaces (default: all in the root namespace)")
     f.set_defaults(fn=cmd_features)

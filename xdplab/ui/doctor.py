@@ -12,6 +12,8 @@ from pathlib import Path
 from ..kernel import features, procstate
 from ..net.topology import Topology
 from ..programs.program import load
+from ..net.labstate import _names, topologies
+from ..net.topology import NETNS_DIR, Topology
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 CAPS = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
@@ -121,9 +123,12 @@ def check_compile() -> Check:
 
 def check_topology() -> Check:
     t = Topology()
+    more = [o for o in topologies(t.prefix) if (type(o), o.prefix) != (Topology, t.prefix)
+            and any((NETNS_DIR / n).exists() for n in _names(o)[0])]
+    also = f"; also up: {', '.join(f'{type(o).__name__} {o.prefix}' for o in more)} (xdplab status)" if more else ""
     if t.is_up():
-        return Check("lab topology", PASS, ", ".join(f"{h.name}={h.outside}" for h in t))
-    return Check("lab topology", WARN, "the lab hosts are not built", "xdplab up")
+        return Check("lab topology", PASS, ", ".join(f"{h.name}={h.outside}" for h in t) + also)
+    return Check("lab topology", WARN, "the lab hosts are not built" + also, "xdplab up")
 
 
 def check_leftovers() -> Check:
@@ -178,7 +183,7 @@ class Report(list):
         color = {PASS: "#2ca02c", WARN: "#e69500", FAIL: "#d62728"}
         rows = "".join(f"<tr><td style='color:{color[c.status]};font-weight:bold'>{c.status}</td>"
                        f"<td>{c.name}</td><td style='text-align:left'>{c.detail}</td>"
-                       f"<td style='text-align:left'><code>{c.fix if c.status != PASS else ''}</code></td></tr>"
+                       f"<td style='text-align:left'>{f'<code>{c.fix}</code>' if c.fix and c.status != PASS else ''}</td></tr>"
                        for c in self)
         return f"<table><tr><th></th><th>check</th><th>detail</th><th>fix</th></tr>{rows}</table>"
 

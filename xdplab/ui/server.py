@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .. import paths
 from ..kernel import procstate
+from . import workspace
 
 ROOT = paths.CHECKOUT
 PRIVATE = procstate.SERVER_DIRS           # /run/xdplab/jupyter
@@ -41,7 +42,6 @@ def _prune() -> None:
 def private_dir() -> Path:
     """A new 0700 directory under /run/xdplab/jupyter (itself 0700)."""
     PRIVATE.mkdir(parents=True, exist_ok=True)
-    os.chmod(PRIVATE.parent, 0o755)      # the topology state files stay listable
     os.chmod(PRIVATE, 0o700)
     _prune()
     return Path(tempfile.mkdtemp(prefix="server-", dir=PRIVATE))   # mkdtemp: mode 0700
@@ -51,7 +51,7 @@ def jupyter_args(port: int = 8888, ip: str = "127.0.0.1", root: Path = ROOT) -> 
     """JupyterLab's options (nothing secret: they are on its command line)."""
     return [f"--ip={ip}", f"--port={port}", "--no-browser", "--allow-root",
             f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
-            "--LabApp.default_url=/lab/tree/labs/00-welcome.ipynb"]
+            "--LabApp.default_url=/lab/tree/labs/00-welcome.ipynb", *workspace.jupyter_args(root)]
 
 
 def command(port: int = 8888, ip: str = "127.0.0.1", token: str | None = None,
@@ -104,7 +104,11 @@ def main(argv=None) -> None:
     p.add_argument("--port", type=int, default=int(os.environ.get("XDPLAB_PORT", 8888)))
     p.add_argument("--ip", default="127.0.0.1", help="listen address (default: loopback only)")
     args = p.parse_args(argv)
-    cmd, token = command(args.port, args.ip)
+    # the learner works on copies (~/xdplab-work or $XDPLAB_WORKDIR), never on labs/ itself
+    workspace.install_kernelspec()
+    for made in workspace.working_copies():
+        print(f"  new working copy: {made}")
+    cmd, token = command(args.port, args.ip, root=workspace.workdir())
     url = f"http://{args.ip}:{args.port}/lab/tree/labs/00-welcome.ipynb?token={token}"
     print(f"\n  xdplab is starting. Open:\n\n    {url}\n\n  (Ctrl-C stops JupyterLab; `./lab down` removes the lab hosts.)\n",
           flush=True)
