@@ -158,6 +158,21 @@ def table() -> list[dict]:
 PROBES: dict[str, Callable[[], str | None]] = {}
 
 
+def register(feature: Feature, probe: Callable[[], str | None] | None = None) -> Feature:
+    """Add a feature declared above the kernel floor (its probe may use that floor: e.g.
+    xdplab.tools.memory's kfunc and multi-buffer probes); it joins require/have/table,
+    doctor and the failure rows like the ones declared here."""
+    FEATURES[feature.name] = feature
+    if probe is not None:
+        PROBES[feature.probe_name or feature.name] = probe
+    _cache.pop(feature.name, None)
+    if failures.find("kernel-feature", feature=feature.name) is None:
+        failures.register(failures.Row(f"needs-{feature.name}", f"{feature.title} missing", kind="kernel-feature",
+                                       what=f"{feature.title} needs Linux >= {feature.min_kernel}",
+                                       fix=feature.advice, when={"feature": feature.name}))
+    return feature
+
+
 def register_probe(name: str):
     """Decorator: the probe of feature ``name`` (kernel/probes.py)."""
     def deco(fn):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import kernel, paths
+from ..kernel import features
 from ..errors import NotSupported, UsageError, XDPLabError
 from ..programs.libbpf import BPF_F_XDP_HAS_FRAGS, _prog_load_raw
 from ..programs.program import Program
@@ -128,14 +129,31 @@ PROBES = {p.name: p for p in (
 )}
 
 
+def _register(p: Probe) -> None:
+    """Each capability is a feature of the one kernel feature registry (kernel.features):
+    doctor, the smoke suite and require() read it there."""
+    if p.name not in features.FEATURES:
+        features.register(features.Feature(p.name, p.what, p.min_kernel, f"xdplab.tools.memory probe {p.name}",
+                                           probe_name=p.name), lambda: p.check() or None)
+
+
+for _p in PROBES.values():
+    _register(_p)
+
+
 def require(name: str) -> None:
     """Raise NotSupported (naming the kernel version) unless this kernel has ``name``."""
     if name not in PROBES:
         raise UsageError(f"unknown capability {name!r}; one of {', '.join(PROBES)}")
-    p = PROBES[name]
-    why = p.check()
+    if name not in features.FEATURES:              # a probe added at run time: not registered
+        p = PROBES[name]
+        why = p.check()
+        if why:
+            raise NotSupported(p.what, p.min_kernel, f"{why} (this is {os.uname().release})")
+        return
+    why = features.missing(name)
     if why:
-        raise NotSupported(p.what, p.min_kernel, f"{why} (this is {os.uname().release})")
+        raise features.get(name).error(f"{why} (this is {os.uname().release})")
 
 
 def capabilities() -> "CapTable":
