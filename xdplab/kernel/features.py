@@ -26,7 +26,7 @@ from typing import Callable
 from .. import failures
 from ..errors import NotSupported
 
-TRACEFS = Path("/sys/kernel/tracing")
+from .tracefs import TRACEFS  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ import shutil
 from pathlib import Path
 import time
 
-TRACEFS_INSTANCES = Path("/sys/kernel/tracing/instances")
+from .tracefs import TRACEFS
+
+TRACEFS_INSTANCES = TRACEFS / "instances"
 BPFFS = Path("/sys/fs/bpf")
 STATE_DIR = Path(os.environ.get("XDPLAB_STATE_DIR", "/run/xdplab"))
 SERVER_DIRS = STATE_DIR / "jupyter"

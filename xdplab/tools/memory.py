@@ -46,7 +46,7 @@ import errno
 import fcntl
 
 BPF_DIR = paths.program("memory")          # the programs this module runs (package data)
-TRACEFS = Path("/sys/kernel/tracing")
+TRACEFS = kernel.tracefs.TRACEFS
 PAGE_SIZE = kernel.PAGE_SIZE
 #: the linear part of an XDP buffer: a page minus XDP_PACKET_HEADROOM (256) and the
 #: skb_shared_info at its end (320 B on x86_64): what BPF_PROG_RUN puts in one buffer
