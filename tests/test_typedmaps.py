@@ -362,7 +362,7 @@ def test_pins_of_a_killed_process_are_found_and_removed():
     import signal
     import subprocess
     import sys
-    code = ("from xdplab import typedmaps as tm\n"
+    code = ("from xdplab.programs import typedmaps as tm\n"
             "m = tm.create('hash', 'u32', 'u64', 4, name='t_orphan')\n"
             "m[1] = 2\n"
             "print(m.pin(), flush=True)\n"
