@@ -280,3 +280,17 @@ def test_devmap_broadcast_floods_every_port_but_ingress(topo_factory):
         assert got == want, (peers, got)
     with pytest.raises(UsageError, match="at least 2 hosts"):
         memory.Flood(hosts[:1])
+
+
+# --- lab 12's exercise -------------------------------------------------------------------
+
+def test_lab12_reference_passes_live_and_a_non_frags_program_fails(topo):
+    from xdplab import grading
+    ref = grading.check_lab("12", topo=topo)
+    assert ref.passed, ref
+    assert any(i.kind == "live" and i.status == "pass" for i in ref.items)
+    sol = grading.get("12").solution_path.read_text()
+    wrong = grading.check_lab("12", sol.replace('SEC("xdp.frags")', 'SEC("xdp")'), topo=topo)
+    bad = {i.name for i in wrong.items if i.status == "fail"}
+    assert 'loaded as a multi-buffer program (SEC("xdp.frags"))' in bad
+    assert any("MTU 9000" in n for n in bad), wrong           # refused on the jumbo grader host
