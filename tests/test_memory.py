@@ -294,3 +294,22 @@ def test_lab12_reference_passes_live_and_a_non_frags_program_fails(topo):
     bad = {i.name for i in wrong.items if i.status == "fail"}
     assert 'loaded as a multi-buffer program (SEC("xdp.frags"))' in bad
     assert any("MTU 9000" in n for n in bad), wrong           # refused on the jumbo grader host
+
+
+def test_bad_arguments_are_refused_before_anything_is_created(topo):
+    h1 = topo["h1"]
+    with pytest.raises(UsageError, match="vlan_id=5000"):
+        memory.vlan_tag_egress(h1, 5000)
+    with pytest.raises(UsageError, match="tap name 'a b'"):
+        memory.Tap("a b")
+    with pytest.raises(UsageError, match="traffic=3"):
+        memory.memory_models(h1, 3)
+    with pytest.raises(UsageError, match="exists already"):
+        memory.Tap(h1.outside)
+    with pytest.raises(UsageError, match="mtu='big'"):
+        memory.set_mtu(h1, "big")
+    assert not _kernel.xdp_state(h1.outside)
+    tap = memory.Tap(f"xt{__import__('os').getpid() % 100}-t2")
+    tap.close()
+    with pytest.raises(xdplab.ClosedError):
+        tap.send(b"\0" * 60)
