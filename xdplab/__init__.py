@@ -14,6 +14,7 @@ from .program import ACTIONS, Link, Program, XDPProgram, detach_all, load
 from .topology import Host, Topology
 from .capture import Capture
 from .trace import DropDetector
+from .byid import AttachedProgram, attached
 
 __version__ = "0.1.0"
 
