@@ -544,6 +544,8 @@ def new_link(prog, fd: int, dev: str, ifindex: int, mode: str) -> Link:
 def attach_target(dev: str, force: bool = False) -> int:
     """``dev``'s ifindex, after refusing a missing interface and (unless ``force``) the
     one carrying the default route."""
+    from .topology import refuse_others
+    refuse_others(dev, "attach to")            # a workshop attendee's interface: theirs only
     ifindex = _kernel.ifindex(dev)
     if not ifindex:
         raise AttachError(f"no interface named {dev!r} in the root namespace",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _kernel
-from .errors import TopologyError, UsageError
+from .errors import OwnerError, TopologyError, UsageError
 
 STATE_DIR = Path(os.environ.get("XDPLAB_STATE_DIR", "/run/xdplab"))
 DEFAULT_PREFIX = os.environ.get("XDPLAB_PREFIX", "xl-")
@@ -182,7 +182,10 @@ class Topology:
     def _record(self, created: list) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"prefix": self.prefix, "created": created}))
+        state = {"prefix": self.prefix, "created": created}
+        if current_owner():                 # a workshop attendee's lab: whose it is
+            state["owner"] = current_owner()
+        tmp.write_text(json.dumps(state))
         tmp.replace(self.state_file)
 
     def _recorded(self) -> list:
@@ -198,6 +201,7 @@ class Topology:
     def up(self) -> "Topology":
         """Build every host that is not already there (idempotent)."""
         from pyroute2 import netns
+        refuse_others(self.prefix, "build hosts under")
         created = self._recorded()
         for h in self:
             if (NETNS_DIR / h.netns).exists() and h.ifindex:
@@ -256,6 +260,7 @@ class Topology:
         """Remove what this topology built (also what a crashed process recorded).
         Returns the names removed."""
         from pyroute2 import netns
+        refuse_others(self.prefix, "take down")
         removed = []
         items = self._recorded() + [[k, h.netns] for h in self for k in ("link", "netns")]
         with _kernel.ipr() as ip:
@@ -300,6 +305,41 @@ class Topology:
             f"{r['ipv4']} {r['ipv6']} xdp={r['xdp']}" for r in self.status())
 
 
+def current_owner() -> str:
+    """The workshop attendee this process works for (``XDPLAB_OWNER``, set by the workshop's
+    spawner), or "" outside a workshop."""
+    return os.environ.get("XDPLAB_OWNER", "")
+
+
+def owner_of(name: str) -> tuple[str, str] | None:
+    """(owner, prefix) of the recorded topology an interface or prefix ``name`` belongs to,
+    for topologies a workshop attendee built; None when no attendee's lab holds it."""
+    for f in STATE_DIR.glob("topology-*.json") if STATE_DIR.is_dir() else []:
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        owner, prefix = data.get("owner"), str(data.get("prefix", ""))
+        if not owner:
+            continue
+        links = {n for k, n in data.get("created", []) if k == "link"}
+        if name in links or (prefix and (name.startswith(prefix) or prefix.startswith(name) and name)):
+            return owner, prefix
+    return None
+
+
+def refuse_others(name: str, action: str) -> None:
+    """In a workshop, refuse (``OwnerError``) to touch another attendee's interface or topology."""
+    me = current_owner()
+    if not me:
+        return
+    found = owner_of(name)
+    if found and found[0] != me:
+        raise OwnerError(f"cannot {action} {name}: it belongs to workshop attendee {found[0]!r} "
+                         f"(their lab, prefix {found[1]})",
+                         hint=f"your lab is prefix {DEFAULT_PREFIX} (xdplab.lab() gives its hosts)")
+
+
 def leftovers(prefix: str = DEFAULT_PREFIX) -> dict:
     """Namespaces and root-namespace links whose names start with ``prefix``."""
     ns = sorted(p.name for p in NETNS_DIR.glob(f"{prefix}*")) if NETNS_DIR.exists() else []
@@ -322,6 +362,7 @@ def remove(links, namespaces) -> None:
 
 def remove_all(prefix: str = DEFAULT_PREFIX) -> dict:
     """Remove every namespace and link named with ``prefix`` (``xdplab down --all``)."""
+    refuse_others(prefix, "remove")
     left = leftovers(prefix)
     remove(left["links"], left["netns"])
     for f in STATE_DIR.glob("topology-*.json") if STATE_DIR.exists() else []:
