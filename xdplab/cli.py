@@ -64,6 +64,11 @@ def cmd_matrix(args) -> int:
     return main(args.rest)
 
 
+def cmd_bench(args) -> int:
+    from .bench import main
+    return main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .topology import DEFAULT_PREFIX
     p = argparse.ArgumentParser(prog="xdplab", description="XDP lab on a real kernel")
@@ -83,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("features", help="what each interface's driver supports (XDP, xsk, rx metadata)")
     f.add_argument("devs", nargs="*", help="interfaces (default: all in the root namespace)")
     f.set_defaults(fn=cmd_features)
+    from .bench import add_arguments as bench_arguments
+    bench_arguments(sub.add_parser("bench", help="performance lab + regression harness: XDP vs tc/nftables/"
+                                                 "iptables/conntrack paths, per-program cost, --compare BASELINE")
+                    ).set_defaults(fn=cmd_bench)
     for name, fn, hlp in (("check", cmd_check, "grade a lab's exercises: xdplab check 01 [file.c]"),
                           ("matrix", cmd_matrix, "run the smoke suite on several kernels under qemu")):
         s = sub.add_parser(name, help=hlp, add_help=False)
