@@ -147,8 +147,8 @@ class Program:
         if not funcs:
             what, arg = (("TC", "struct __sk_buff *skb") if self.hook == "tc"
                          else ("XDP", "struct xdp_md *ctx"))
-            raise CompileError(f"no {what} function in {self.origin}",
-                               hint=f"write a function `int my_prog({arg})` (not static)")
+            from .explain import no_entry_error
+            raise no_entry_error(self, what, arg)          # on the line of the function that is not one
         return funcs[0]
 
     def full_source(self) -> str:

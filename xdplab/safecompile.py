@@ -133,8 +133,10 @@ def precheck(text: bytes, cflags) -> Outcome:
         _load_cache()
         if key in _safe:
             return Outcome("ok", cached=True)
+    from .program import _fd2_lock
     with tempfile.TemporaryFile() as out:
-        pid = os.fork()
+        with _fd2_lock:            # no xdplab compile is half-way in another thread at the fork
+            pid = os.fork()
         if pid == 0:                                   # pragma: no cover (the child)
             _child(text, cflags, out.fileno())
         try:
@@ -164,9 +166,19 @@ def precheck(text: bytes, cflags) -> Outcome:
     return Outcome("died", printed, how)
 
 
+TIMEOUT = 600.0              # seconds a child may compile before it counts as hung
+
+
 def _wait(pid: int) -> int:
+    """The child's wait status; a child still compiling after TIMEOUT is killed (SIGKILL)."""
+    import time
+    deadline, nap = time.monotonic() + TIMEOUT, 0.001
     while True:
-        try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
             return os.waitpid(pid, 0)[1]
-        except InterruptedError:
-            continue
+        time.sleep(nap)
+        nap = min(nap * 2, 0.01)
