@@ -165,7 +165,7 @@ def test_lab11_reads_the_metadata_back_from_prog_run(topo):
 # --- either dialect (issue 13): a libbpf-style program grades exactly like its BCC twin ---
 
 # the reference solutions written in both dialects (x.c and x.bpf.c side by side)
-BOTH_DIALECTS = ["01", "02", "03", "05"]
+BOTH_DIALECTS = ["01", "02", "03", "05", "06", "11"]
 
 # WRONG_BYTES in libbpf style: a BTF-defined per-CPU array read with bpf_map_lookup_elem
 WRONG_BYTES_LIBBPF = r"""
@@ -250,3 +250,17 @@ def test_wrong_libbpf_program_fails_the_items_the_bcc_one_fails():
     assert failed(rl) == failed(rb) == {"ICMP (protocol 1): bytes", "UDP (protocol 17): bytes",
                                         "TCP (protocol 6): bytes"}
     assert [(i.name, i.got) for i in rl.items] == [(i.name, i.got) for i in rb.items]
+
+
+def test_header_read_through_another_type_grades_the_same_in_both_dialects():
+    """Lab 06 teaches `old = *(__be16 *)icmp6` (type and code as one word) before the type
+    is rewritten. The libbpf path compiled it with clang's strict aliasing, which moved the
+    read past the write: the reply kept the request's checksum, and the grader failed a
+    program BCC passed. Now the libbpf path compiles with -fno-strict-aliasing."""
+    twin = grading.get("06").solution_variants["libbpf"].read_text()
+    aliased = (twin.replace("__builtin_memcpy(&old, icmp6, sizeof(old));", "old = *(__be16 *)icmp6;")
+                   .replace("__builtin_memcpy(&new, icmp6, sizeof(new));", "new = *(__be16 *)icmp6;"))
+    assert "old = *(__be16 *)icmp6;" in aliased and "new = *(__be16 *)icmp6;" in aliased
+    r = grading.check_lab("06", aliased, live=False)
+    assert r.passed, r
+    assert next(i for i in r.items if i.name == "ICMPv6 checksum valid").status == "pass"
