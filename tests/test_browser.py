@@ -25,7 +25,10 @@ LABS = workspace.shipped()
 pytestmark = [pytest.mark.kernel, pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (./lab setup installs it)")]
 
-ERROR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+# JupyterLab renders an error as stderr text: an error is stderr that names one (warnings
+# and progress bars are stderr too). xdplab's own errors print "ClassName: message".
+STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|(^|\n)\s*[\w.]*(Error|Exception|NotSupported)\b[^\n]*:")
 WIDGET_ERROR = re.compile(r"Error displaying widget|javascript error|Error rendering", re.I)
 
 #: how many pixels of a chart's canvas must be coloured (not white/grey/black) to be drawn
@@ -189,7 +192,7 @@ def test_lab_runs_in_jupyterlab_to_its_check(lab, browser, jupyter, checkout_bef
             page.screenshot(path=str(ARTIFACTS / f"lab{num}-start.png"))
             raise
         done = page.locator(".jp-OutputArea-output", has_text=f"✔ lab {num} done")
-        error = page.locator(ERROR)
+        error = page.locator(STDERR).filter(has_text=ERROR_TEXT)
         try:
             done.or_(error).first.wait_for(timeout=420000)
         finally:
