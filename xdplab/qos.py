@@ -55,13 +55,18 @@ def load_policer(rate=None, burst="16kb", then: str = "pass", source: str | None
 def configure(prog, rate, burst="16kb") -> dict:
     """Set the policer's rate (bits/s: '10mbit', 1e7) and bucket depth (bytes: '16kb').
     Takes effect at the next packet; the buckets are kept. rate=0 switches policing off."""
-    table = prog.maps["policer_config"].table
+    m = prog.maps["policer_config"]
+    if not hasattr(m, "table"):              # a libbpf-style policer: a BTF-typed map
+        m[0] = {"rate": parse_rate(rate) // 8, "burst": parse_size(burst)}
+        return config(prog)
+    table = m.table
     table[table.Key(0)] = table.Leaf(parse_rate(rate) // 8, parse_size(burst))
     return config(prog)
 
 
 def config(prog) -> dict:
-    v = prog.maps["policer_config"].table[0]
+    m = prog.maps["policer_config"]
+    v = m.table[0] if hasattr(m, "table") else m[0]
     return {"rate_bps": v.rate * 8, "burst_bytes": v.burst}
 
 
@@ -69,7 +74,8 @@ def flows(prog):
     """The policer's buckets: one row per flow (addresses, ports, passed, dropped, tokens)."""
     import pandas as pd
     rows = []
-    for k, v in prog.maps["policer_flows"].table.items():
+    m = prog.maps["policer_flows"]
+    for k, v in (m.table.items() if hasattr(m, "table") else m.items()):
         rows.append({"src": str(ipaddress.IPv4Address(socket.ntohl(k.saddr))),
                      "dst": str(ipaddress.IPv4Address(socket.ntohl(k.daddr))),
                      "proto": k.proto, "sport": socket.ntohs(k.sport), "dport": socket.ntohs(k.dport),
@@ -80,7 +86,8 @@ def flows(prog):
 
 def reset(prog) -> None:
     """Forget every flow's bucket (the next packet of each flow starts with a full one)."""
-    prog.maps["policer_flows"].table.clear()
+    m = prog.maps["policer_flows"]
+    (m.table if hasattr(m, "table") else m).clear()
 
 
 # --- the fast -> slow experiment ----------------------------------------------------------
