@@ -63,8 +63,10 @@ else
 fi
 
 # 3. bpffs and tracefs --------------------------------------------------------------------
+if [ "${XDPLAB_SKIP_MOUNTS:-0}" != 1 ]; then     # an image build (deploy/k8s/Dockerfile) mounts at run time
 grep -qs ' /sys/fs/bpf bpf ' /proc/mounts || { mount -t bpf bpf /sys/fs/bpf; say "mounted bpffs"; }
 grep -qs ' /sys/kernel/tracing tracefs ' /proc/mounts || { mount -t tracefs tracefs /sys/kernel/tracing; say "mounted tracefs"; }
+fi
 
 # 4. Python: a venv that sees Debian's BCC ------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
@@ -86,3 +88,31 @@ fi
 # 5. The Jupyter kernel the lab notebooks name ("Python 3 (xdplab)": this venv + this checkout)
 PYTHONPATH="$REPO" "$VENV/bin/python" -c \
   "from xdplab.ui.workspace import install_kernelspec as i; print('[xdplab setup] Jupyter kernel xdplab:', i())"
+
+# 6. Workshops (./lab workshop, issue 18): JupyterHub + its proxy, only when asked for
+if [ "${XDPLAB_WORKSHOP:-0}" = 1 ]; then
+  CHP_PREFIX=${XDPLAB_CHP_PREFIX:-/opt/xdplab-chp}
+  CHP_VERSION=5.3.0
+  if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    say "apt-get install nodejs npm (for JupyterHub's configurable-http-proxy)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm >/dev/null
+  fi
+  wstamp="$VENV/.xdplab-workshop.sha256"
+  wwant=$(sha256sum "$REPO/requirements-workshop.txt" | cut -d' ' -f1)
+  if [ "$(cat "$wstamp" 2>/dev/null)" != "$wwant" ]; then
+    say "pip install -r requirements-workshop.txt (JupyterHub)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO/requirements-workshop.txt"
+    echo "$wwant" > "$wstamp"
+  else
+    say "workshop Python packages: up to date"
+  fi
+  if [ "$(cat "$CHP_PREFIX/.version" 2>/dev/null)" != "$CHP_VERSION" ] || [ ! -x "$CHP_PREFIX/node_modules/.bin/configurable-http-proxy" ]; then
+    say "npm install configurable-http-proxy@$CHP_VERSION (into $CHP_PREFIX)"
+    mkdir -p "$CHP_PREFIX"
+    npm install --prefix "$CHP_PREFIX" --no-fund --no-audit --loglevel=error "configurable-http-proxy@$CHP_VERSION" >/dev/null
+    echo "$CHP_VERSION" > "$CHP_PREFIX/.version"
+  else
+    say "configurable-http-proxy $CHP_VERSION: $CHP_PREFIX"
+  fi
+fi

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: low -> high. A module may import its own layer and the layers below it.
 LAYERS = [
-    ("foundation", ["xdplab.errors", "xdplab.failures", "xdplab.paths", "xdplab.display"]),
+    ("foundation", ["xdplab.errors", "xdplab.failures", "xdplab.paths", "xdplab.display", "xdplab.owners"]),
     ("kernel", ["xdplab.kernel"]),
     ("programs", ["xdplab.programs"]),
     ("net", ["xdplab.net"]),

@@ -162,3 +162,107 @@ def test_lab11_reads_the_metadata_back_from_prog_run(topo):
     r = grading.check_lab("11", META_XDP, live=False)       # 4 bytes: not a struct xdplab_meta
     assert {i.got for i in r.items if i.status == "fail"} == {"no metadata (4 bytes)"}
     assert grading.check_lab("11", topo=topo).passed
+
+
+# --- either dialect (issue 13): a libbpf-style program grades exactly like its BCC twin ---
+
+# the reference solutions written in both dialects (x.c and x.bpf.c side by side)
+BOTH_DIALECTS = ["01", "02", "03", "05", "06", "08", "09", "11"]
+
+# WRONG_BYTES in libbpf style: a BTF-defined per-CPU array read with bpf_map_lookup_elem
+WRONG_BYTES_LIBBPF = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+struct pb { __u64 packets; __u64 bytes; };
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 256);
+    __type(key, __u32);
+    __type(value, struct pb);
+} proto_stats SEC(".maps");
+
+SEC("xdp")
+int xdp_wrong_bytes(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    struct pb *v;
+    __u32 key;
+
+    if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(0x0800))
+        return XDP_PASS;
+    key = ip->protocol;
+    v = bpf_map_lookup_elem(&proto_stats, &key);
+    if (v) { v->packets++; v->bytes += bpf_ntohs(ip->tot_len); }
+    return XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def verdicts(report):
+    return [(i.name, i.kind, i.expected, i.status) for i in report.items]
+
+
+def test_labs_with_c_exercises_have_a_libbpf_twin():
+    grading.discover()
+    for lab in BOTH_DIALECTS:
+        v = grading.get(lab).solution_variants
+        assert set(v) == {"bcc", "libbpf"}, (lab, v)
+        assert v["libbpf"].name.endswith(".bpf.c") and 'SEC("xdp")' in v["libbpf"].read_text()
+
+
+@pytest.mark.parametrize("lab", BOTH_DIALECTS)
+def test_libbpf_solution_grades_like_the_bcc_one(lab, topo):
+    """Both reference solutions pass every item, live ones included, with the same
+    verdict per item; the libbpf one went through clang + libbpf (a LibbpfProgram)."""
+    from xdplab.programs.libbpf import LibbpfProgram
+    v = grading.get(lab).solution_variants
+    reports = {d: grading.check_lab(lab, str(v[d]), topo=topo) for d in ("bcc", "libbpf")}
+    for d, r in reports.items():
+        assert r.passed, f"{d}: {r}"
+        if grading.get(lab).lives:
+            assert any(i.kind == "live" and i.status == "pass" for i in r.items), f"{d}: live checks ran"
+    assert verdicts(reports["bcc"]) == verdicts(reports["libbpf"])
+    with xdplab_load(v["libbpf"]) as p:
+        assert isinstance(p, LibbpfProgram) and p.dialect.dialect == "libbpf"
+
+
+def xdplab_load(path):
+    from xdplab import Program
+    return Program.from_file(str(path)).load()
+
+
+def test_cli_grades_a_libbpf_file(capsys):
+    """`./lab check 02 proto_stats.bpf.c`: the libbpf-style file graded from the shell."""
+    path = grading.get("02").solution_variants["libbpf"]
+    assert grading.main_check(["02", str(path), "--no-live"]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "program xdp_proto_bytes" in out
+
+
+def test_wrong_libbpf_program_fails_the_items_the_bcc_one_fails():
+    """The lab 02 grader reads a BTF-typed per-CPU map (libbpf) as it reads a BCC table:
+    the same mistake fails the same items, with the same numbers."""
+    rb = grading.check_lab("02", WRONG_BYTES, live=False)
+    rl = grading.check_lab("02", WRONG_BYTES_LIBBPF, live=False)
+    assert failed(rl) == failed(rb) == {"ICMP (protocol 1): bytes", "UDP (protocol 17): bytes",
+                                        "TCP (protocol 6): bytes"}
+    assert [(i.name, i.got) for i in rl.items] == [(i.name, i.got) for i in rb.items]
+
+
+def test_header_read_through_another_type_grades_the_same_in_both_dialects():
+    """Lab 06 teaches `old = *(__be16 *)icmp6` (type and code as one word) before the type
+    is rewritten. The libbpf path compiled it with clang's strict aliasing, which moved the
+    read past the write: the reply kept the request's checksum, and the grader failed a
+    program BCC passed. Now the libbpf path compiles with -fno-strict-aliasing."""
+    twin = grading.get("06").solution_variants["libbpf"].read_text()
+    aliased = (twin.replace("__builtin_memcpy(&old, icmp6, sizeof(old));", "old = *(__be16 *)icmp6;")
+                   .replace("__builtin_memcpy(&new, icmp6, sizeof(new));", "new = *(__be16 *)icmp6;"))
+    assert "old = *(__be16 *)icmp6;" in aliased and "new = *(__be16 *)icmp6;" in aliased
+    r = grading.check_lab("06", aliased, live=False)
+    assert r.passed, r
+    assert next(i for i in r.items if i.name == "ICMPv6 checksum valid").status == "pass"

@@ -283,3 +283,36 @@ def test_devmap_broadcast_floods_every_port_but_ingress(topo_factory):
         assert got == want, (peers, got)
     with pytest.raises(UsageError, match="at least 2 hosts"):
         memory.Flood(hosts[:1])
+
+
+# --- lab 12's exercise -------------------------------------------------------------------
+
+def test_lab12_reference_passes_live_and_a_non_frags_program_fails(topo):
+    from xdplab.tools import grading
+    ref = grading.check_lab("12", topo=topo)
+    assert ref.passed, ref
+    assert any(i.kind == "live" and i.status == "pass" for i in ref.items)
+    sol = grading.get("12").solution_path.read_text()
+    wrong = grading.check_lab("12", sol.replace('SEC("xdp.frags")', 'SEC("xdp")'), topo=topo)
+    bad = {i.name for i in wrong.items if i.status == "fail"}
+    assert 'loaded as a multi-buffer program (SEC("xdp.frags"))' in bad
+    assert any("MTU 9000" in n for n in bad), wrong           # refused on the jumbo grader host
+
+
+def test_bad_arguments_are_refused_before_anything_is_created(topo):
+    h1 = topo["h1"]
+    with pytest.raises(UsageError, match="vlan_id=5000"):
+        memory.vlan_tag_egress(h1, 5000)
+    with pytest.raises(UsageError, match="tap name 'a b'"):
+        memory.Tap("a b")
+    with pytest.raises(UsageError, match="traffic=3"):
+        memory.memory_models(h1, 3)
+    with pytest.raises(UsageError, match="exists already"):
+        memory.Tap(h1.outside)
+    with pytest.raises(UsageError, match="mtu='big'"):
+        memory.set_mtu(h1, "big")
+    assert not _kernel.xdp_state(h1.outside)
+    tap = memory.Tap(f"xt{__import__('os').getpid() % 100}-t2")
+    tap.close()
+    with pytest.raises(xdplab.ClosedError):
+        tap.send(b"\0" * 60)

@@ -1,15 +1,36 @@
-"""The Vagrantfile: `vagrant validate` (Debian's vagrant + vagrant-libvirt), and what it must say."""
+"""The Vagrantfile: `vagrant validate`, what it must say, and `vagrant up` for real.
+
+``test_vagrant_up_end_to_end`` (slow) does what a user does, on this machine:
+  1. ``./lab box`` builds the box (or reuses /var/cache/xdplab/box/xdplab-debian12.box);
+  2. libvirt is started if it is not running (``virtlogd -d``, ``libvirtd -d``: no systemd);
+  3. ``vagrant up --provider=libvirt`` (KVM if it works, else TCG);
+  4. the smoke suite passes inside the VM, native XDP on the virtio_net lab NIC (eth1);
+  5. JupyterLab answers, with the token read in the VM, on the host's 127.0.0.1 only;
+  6. ``vagrant destroy -f`` leaves no domain, volume, network or process behind.
+Its timings go to /var/cache/xdplab/box/e2e-last.json.
+"""
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import socket
 import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 VAGRANTFILE = ROOT / "Vagrantfile"
+BOX_DIR = Path(os.environ.get("XDPLAB_BOX_DIR", "/var/cache/xdplab/box"))
+BOX_NAME = "xdplab-debian12"
+SMOKE = "xdplab.dev.smoke"            # the smoke suite's module inside the VM (python -m ...)
+LAB_IP, HOST_IP = "192.168.56.250", "192.168.56.1"
 
 
 def _validate(directory: Path) -> subprocess.CompletedProcess:
@@ -40,12 +61,251 @@ def test_vagrant_validate_catches_a_broken_option(tmp_path):
 
 def test_vagrantfile_contract():
     v = VAGRANTFILE.read_text()
-    assert re.search(r'config\.vm\.box\s*=\s*"debian/bookworm64"', v)          # Debian 12
+    assert re.search(r'config\.vm\.box\s*=\s*"debian/bookworm64"', v)          # Debian 12 (public)
+    assert re.search(r'config\.vm\.box\s*=\s*LOCAL_BOX_NAME', v) and '"xdplab-debian12"' in v  # ./lab box
     assert "linux-image-6\\.12" in v and "linux-headers-" in v                   # 6.12 + headers
     assert 'provider "libvirt"' in v and 'provider "virtualbox"' in v
     assert re.search(r"libvirt__driver_queues:\s*2 \* VCPUS", v)                 # queues >= 2 x vCPUs
     assert 'nic_type: "virtio"' in v and 'libvirt__model_type: "virtio"' in v
+    assert 'lv.driver = "qemu"' in v and 'lv.driver = "kvm"' in v               # TCG / KVM
     fwd = re.search(r'forwarded_port".*', v)[0]
     assert 'host_ip: "127.0.0.1"' in fwd                                         # loopback only
     assert "./lab setup" in v and "./lab start" in v                             # the one install path
     assert "apt-get install" not in v.split('provision "lab"')[1]                # no second copy
+
+
+def _vagrant_env(tmp_path: Path, accel: str | None = None, box: str | None = None) -> dict:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path),
+           "VAGRANT_HOME": str(tmp_path / ".vagrant.d"), "VAGRANT_CHECKPOINT_DISABLE": "1"}
+    if accel:
+        env["XDPLAB_VM_ACCEL"] = accel
+    if box:
+        env["XDPLAB_BOX"] = box
+    return env
+
+
+def test_vagrantfile_says_box_and_accelerator(tmp_path):
+    """`vagrant up` names the box and KVM/TCG; the generated domain follows (driver, CPU)."""
+    if not shutil.which("vagrant"):
+        pytest.skip("vagrant is not installed")
+    shutil.copy(VAGRANTFILE, tmp_path / "Vagrantfile")
+    # `vagrant up` with a provider that does not exist stops right after loading the Vagrantfile
+    for accel, word in (("tcg", "TCG"), ("kvm", "KVM")):
+        for box, name in (("public", "debian/bookworm64"), ("local", BOX_NAME)):
+            r = subprocess.run(["vagrant", "up", "--provider=xdplab-none"], cwd=tmp_path, capture_output=True,
+                               text=True, timeout=120, env=_vagrant_env(tmp_path, accel, box))
+            assert f"libvirt: {word}" in r.stderr and f"box {name}" in r.stderr, r.stderr
+    # unforced: this machine's /dev/kvm and CPU flags decide
+    kvm = os.access("/dev/kvm", os.R_OK | os.W_OK) and bool(
+        re.search(r"^flags\s*:.*\b(vmx|svm)\b", Path("/proc/cpuinfo").read_text(), re.M))
+    r = subprocess.run(["vagrant", "up", "--provider=xdplab-none"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120, env=_vagrant_env(tmp_path))
+    assert f"libvirt: {'KVM' if kvm else 'TCG'}" in r.stderr, r.stderr
+
+
+# --- the real thing ----------------------------------------------------------------------------
+
+def _sh(cmd, timeout=600, check=True, **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode:
+        raise AssertionError(f"{cmd if isinstance(cmd, str) else ' '.join(cmd)} -> {r.returncode}\n"
+                             f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def _virsh(*args) -> str:
+    return _sh(["virsh", "-q", "-c", "qemu:///system", *args], timeout=60).stdout
+
+
+def _libvirt_running() -> bool:
+    return subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True,
+                          timeout=30).returncode == 0
+
+
+def ensure_libvirt() -> str:
+    """libvirtd (and virtlogd) without systemd: start them if they do not answer."""
+    if _libvirt_running():
+        return "already running"
+    for daemon in ("virtlogd", "libvirtd"):
+        if not subprocess.run(["pgrep", "-x", daemon], capture_output=True).stdout:
+            _sh([daemon, "-d"], timeout=60)
+    for _ in range(60):
+        if _libvirt_running():
+            return "started virtlogd and libvirtd"
+        time.sleep(0.5)
+    raise AssertionError("libvirtd does not answer on qemu:///system")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _residue(prefix: str) -> dict:
+    """What libvirt and the process table hold with our prefix."""
+    doms = [d for d in _virsh("list", "--all", "--name").split() if d.startswith(prefix)]
+    nets = [n.split()[0] for n in _virsh("net-list", "--all").splitlines() if n.split()[0].startswith(prefix)]
+    vols = []
+    for pool in _virsh("pool-list", "--all", "--name").split():
+        vols += [f"{pool}/{v.split()[0]}" for v in _virsh("vol-list", pool).splitlines()
+                 if v.split() and v.split()[0].startswith(prefix)]
+    procs = [l for l in _sh(["ps", "-eo", "pid,args"], timeout=30).stdout.splitlines()
+             if prefix in l and "pytest" not in l and "ps -eo" not in l]
+    return {"domains": doms, "networks": nets, "volumes": vols, "processes": procs}
+
+
+def _stream(cmd, log: Path, timeout: float, env=None, cwd=None) -> int:
+    """Run cmd with its output in log (tail shown on failure)."""
+    with open(log, "ab") as f:
+        f.write(f"\n$ {' '.join(cmd)}\n".encode())
+        f.flush()
+        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout, env=env,
+                              cwd=cwd).returncode
+
+
+def _tail(log: Path, n=40) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
+
+
+@pytest.mark.slow
+@pytest.mark.kernel
+@pytest.mark.timeout(5400)
+def test_vagrant_up_end_to_end(tmp_path):
+    for tool in ("vagrant", "virsh", "libvirtd", "debootstrap", "qemu-img"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is missing: ./lab test installs it through scripts/setup.sh")
+    if os.geteuid() != 0:
+        pytest.skip("needs root (libvirt qemu:///system, debootstrap)")
+    log = tmp_path / "e2e.log"
+    times: dict[str, float] = {}
+    t0 = time.monotonic()
+
+    # 1. the box ---------------------------------------------------------------------------
+    built = _sh([str(ROOT / "scripts" / "box.sh"), "--check"], check=False).returncode != 0
+    rc = _stream([str(ROOT / "lab"), "box"], log, timeout=3600)
+    assert rc == 0, f"./lab box failed:\n{_tail(log)}"
+    times["box_build_s" if built else "box_reuse_s"] = round(time.monotonic() - t0, 1)
+    stamp = json.loads((BOX_DIR / f"{BOX_NAME}.json").read_text())
+
+    # 2. libvirt -----------------------------------------------------------------------------
+    libvirt = ensure_libvirt()
+
+    # 3. vagrant up ---------------------------------------------------------------------------
+    prefix = f"xdplab-e2e{os.getpid()}-"
+    port = _free_port()
+    assert not any(_residue(prefix).values())
+    env = {**os.environ, "VAGRANT_CHECKPOINT_DISABLE": "1", "XDPLAB_BOX": "local",
+           "XDPLAB_VM_PREFIX": prefix, "XDPLAB_PORT": str(port), "XDPLAB_VM_MGMT_MODE": "none",
+           "XDPLAB_VM_MEMORY": os.environ.get("XDPLAB_VM_MEMORY", "2048"),
+           "VAGRANT_DOTFILE_PATH": str(tmp_path / "dot-vagrant")}   # no .vagrant/ in the checkout
+    vagrant = lambda *a, timeout=1800: _stream(["vagrant", *a], log, timeout, env=env, cwd=ROOT)
+
+    def vssh(command: str, timeout=900) -> subprocess.CompletedProcess:
+        return subprocess.run(["vagrant", "ssh", "-c", command], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    up_ok = False
+    try:
+        t = time.monotonic()
+        rc = vagrant("up", "--provider=libvirt")
+        times["vagrant_up_s"] = round(time.monotonic() - t, 1)
+        text = log.read_text(errors="replace")
+        assert rc == 0, f"vagrant up failed:\n{_tail(log, 60)}"
+        up_ok = True
+        accel = "KVM" if "libvirt: KVM" in text else "TCG"
+        assert f"box {BOX_NAME}" in text
+        # the box had everything: the lab provisioner's setup.sh installed nothing
+        assert "installing:" not in text and "pip install" not in text, _tail(log, 60)
+        dom = f"{prefix}default"
+        xml = _virsh("dumpxml", dom)
+        assert f"<domain type='{'kvm' if accel == 'KVM' else 'qemu'}'" in xml
+        assert re.search(r"<driver[^>]*queues='4'", xml), "the lab NIC is not multi-queue"
+
+        # 4. the smoke suite inside, native XDP on the virtio_net lab NIC ------------------
+        r = vssh("uname -r; ethtool -i eth1 | head -1; ethtool -l eth1 | grep -i combined")
+        assert r.returncode == 0, r.stderr
+        assert re.search(r"^6\.12\.", r.stdout, re.M) and "driver: virtio_net" in r.stdout, r.stdout
+        stop = threading.Event()
+
+        def feed():                        # UDP to the VM's lab NIC, for the AF_XDP check
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                while not stop.wait(0.05):
+                    try:
+                        s.sendto(b"xdplab-smoke", (LAB_IP, 4242))
+                    except OSError:
+                        pass
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        t = time.monotonic()
+        try:
+            r = vssh(f"cd /vagrant && sudo env PYTHONPATH=/vagrant PYTHONDONTWRITEBYTECODE=1 "
+                     f"/opt/xdplab-venv/bin/python -m {SMOKE} --dev eth1 --peer {HOST_IP} --udp-feed",
+                     timeout=1800)
+        finally:
+            stop.set()
+            feeder.join()
+        times["smoke_s"] = round(time.monotonic() - t, 1)
+        results = {}
+        for line in r.stdout.splitlines():
+            if "XDPLAB-SMOKE {" in line:
+                x = json.loads(line.split("XDPLAB-SMOKE ", 1)[1])
+                results[x["check"]] = x
+        table = "\n".join(f"  {c:<16} {x['status']:<5} {x.get('detail') or ''}" for c, x in results.items())
+        with open(log, "a") as f:
+            f.write(f"\nsmoke in the VM:\n{table}\n")
+        assert "XDPLAB-SMOKE-END" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+        failed = {c: x for c, x in results.items() if x["status"] == "fail"}
+        assert not failed and r.returncode == 0, table
+        for must in ("bcc_compile", "native_attach", "xdp_drop", "xdp_tx", "afxdp"):
+            assert results.get(must, {}).get("status") == "pass", table
+        assert "virtio_net" in results["native_attach"]["detail"], table
+
+        # 5. JupyterLab with its token, through the host's 127.0.0.1 only -----------------
+        r = vssh("sudo journalctl -u xdplab-lab --no-pager | grep -o 'token=[0-9a-f]*' | tail -n1")
+        m = re.search(r"token=([0-9a-f]{16,})", r.stdout)
+        assert m, f"no token in the VM's journal: {r.stdout} {r.stderr}"
+        token = m[1]
+        listeners = _sh(["ss", "-Hltn", f"sport = :{port}"], timeout=30).stdout.split("\n")
+        local = {l.split()[3].rsplit(":", 1)[0] for l in listeners if l.strip()}
+        assert local == {"127.0.0.1"}, f"port {port} listens on {local}, not 127.0.0.1 only"
+        deadline, status = time.monotonic() + 300, None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=20) as u:
+                    status = json.loads(u.read())
+                    break
+            except (urllib.error.URLError, OSError, ValueError):
+                time.sleep(3)
+        assert status is not None and "started" in status, f"JupyterLab did not answer on 127.0.0.1:{port}"
+        with pytest.raises(urllib.error.HTTPError) as e:     # and not without the token
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents", timeout=20)
+        assert e.value.code == 403
+        times["jupyter_s"] = round(time.monotonic() - t, 1)
+    finally:
+        # 6. destroy: nothing of ours is left -------------------------------------------------
+        t = time.monotonic()
+        rc = vagrant("destroy", "-f", timeout=600)
+        times["destroy_s"] = round(time.monotonic() - t, 1)
+        left = _residue(prefix)
+        if any(left.values()):                    # clean up for the next run, then fail below
+            for d in left["domains"]:
+                subprocess.run(["virsh", "destroy", d], capture_output=True)
+                subprocess.run(["virsh", "undefine", d, "--remove-all-storage"], capture_output=True)
+            for n in left["networks"]:
+                subprocess.run(["virsh", "net-destroy", n], capture_output=True)
+                subprocess.run(["virsh", "net-undefine", n], capture_output=True)
+            for v in left["volumes"]:
+                pool, vol = v.split("/", 1)
+                subprocess.run(["virsh", "vol-delete", "--pool", pool, vol], capture_output=True)
+        times["total_s"] = round(time.monotonic() - t0, 1)
+        record = {"when": time.strftime("%FT%TZ", time.gmtime()), "times": times, "libvirt": libvirt,
+                  "box": stamp, "destroy_rc": rc, "left_after_destroy": left,
+                  "box_volumes": [l.split()[0] for l in _virsh("vol-list", "default").splitlines()
+                                  if l.split() and l.split()[0].startswith(BOX_NAME)]
+                  if "default" in _virsh("pool-list", "--all", "--name").split() else []}
+        (BOX_DIR / "e2e-last.json").write_text(json.dumps(record, indent=1) + "\n")
+        shutil.copy(log, BOX_DIR / "e2e-last.log")
+    assert up_ok
+    assert rc == 0, f"vagrant destroy failed:\n{_tail(log)}"
+    assert not any(left.values()), f"left behind after vagrant destroy: {left}"

@@ -18,6 +18,7 @@ from .tools.drops import DropDetector
 from . import programs, net, tools  # the layers (see ARCHITECTURE.md)
 from .ui import doctor as _doctor
 from .ui.magics import load_ipython_extension, unload_ipython_extension
+from .programs.byid import AttachedProgram, attached
 
 __version__ = "0.1.0"
 

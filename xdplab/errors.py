@@ -137,3 +137,8 @@ class CountersUnavailable(XDPLabError):
     """``prog.counters()`` has nothing true to say: the counting wrapper could not wrap the
     program's function (or the program was built with count=False and counts nothing).
     Raised instead of returning zeros."""
+
+
+class OwnerError(AttachError, TopologyError):
+    """In a workshop (``XDPLAB_OWNER`` set): an interface, program or topology belongs to
+    another attendee. Names whose it is."""

@@ -7,6 +7,7 @@ their reference solutions only exist there.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -14,6 +15,10 @@ PACKAGE_BPF = PACKAGE / "bpf"
 INCLUDE_DIR = PACKAGE_BPF / "include"          # xdplab.h and the headers labs include
 PROGRAMS_DIR = PACKAGE_BPF / "programs"        # C the library loads itself (never a lab's answer)
 JUPYTER = PACKAGE / "jupyter"                  # JupyterLab settings and the C-cells labextension
+
+STATE_DIR = Path(os.environ.get("XDPLAB_STATE_DIR", "/run/xdplab"))   # what topologies built
+DEFAULT_PREFIX = os.environ.get("XDPLAB_PREFIX", "xl-")                 # this lab's names
+DEFAULT_NET = int(os.environ.get("XDPLAB_NET", "11"))
 
 _root = PACKAGE.parent
 CHECKOUT: Path | None = _root if (_root / "labs").is_dir() and (_root / "lab").is_file() else None

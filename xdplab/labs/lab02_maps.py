@@ -19,12 +19,14 @@ def _totals(c) -> dict:
     """{protocol: (packets, bytes)} summed over CPUs; a helpful error for other layouts."""
     m = c.map(MAP)
     out = {}
-    for k, v in m.to_dict(sum_cpus=True).items():
+    for k, v in c.map_dict(MAP).items():          # a BCC table or a BTF-typed (libbpf) map
         if not isinstance(v, dict) or not {"packets", "bytes"} <= set(v):
             raise XDPLabError(f"map {m.name}: values are {type(v).__name__}, not "
                               "struct { u64 packets; u64 bytes; }",
                               hint="declare struct pb { u64 packets; u64 bytes; } and "
-                                   "BPF_PERCPU_ARRAY(proto_stats, struct pb, 256)")
+                                   "BPF_PERCPU_ARRAY(proto_stats, struct pb, 256) (libbpf style: "
+                                   "__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY) and __type(value, struct pb) "
+                                   "in SEC(\".maps\"))")
         out[k if isinstance(k, int) else next(iter(k.values()))] = (v["packets"], v["bytes"])
     return out
 

@@ -46,11 +46,14 @@ def live(c, host):
         c.that("the grader host takes MTU 9000 with your program attached", "ok", str(e).splitlines()[0],
                hint="a program without xdp.frags keeps the MTU below a page")
         return
-    before = c.prog.counters()
-    memory.send(host, frame(8000, True, host.ipv4, host.gw4, host.mac, host.gw_mac), count=4)
-    memory.send(host, frame(8000, False, host.ipv4, host.gw4, host.mac, host.gw_mac), count=3)
-    time.sleep(0.2)
-    d = c.prog.counters() - before
+    try:
+        before = c.prog.counters()
+        memory.send(host, frame(8000, True, host.ipv4, host.gw4, host.mac, host.gw_mac), count=4)
+        memory.send(host, frame(8000, False, host.ipv4, host.gw4, host.mac, host.gw_mac), count=3)
+        time.sleep(0.2)
+        d = c.prog.counters() - before
+    finally:
+        memory.set_mtu(host, 1500)             # the grader host is shared by later checks
     c.that("4 marked 8000 B frames from the grader host were dropped", 4, d["DROP"],
            hint="veth hands XDP a multi-buffer frame: the first page, then fragments")
-    c.that("3 unmarked 8000 B frames passed", 3, d["PASS"], ok=d["PASS"] >= 3)
+    c.that("at least 3 unmarked 8000 B frames passed", ">= 3", d["PASS"], ok=d["PASS"] >= 3)

@@ -795,9 +795,11 @@ class RingPlot:
         from bokeh.plotting import figure
         self.xsk, self.interval = xsk, interval
         self.source = ColumnDataSource({k: v for k, v in self._data().items() if k != "level"})
-        self.fig = figure(y_range=list(RING_NAMES), x_range=(0, 100), height=200, width=520,
-                          title=self._title(), toolbar_location=None,
+        # room right of a full bar for its "level/size" label; the title fits the width
+        self.fig = figure(y_range=list(RING_NAMES), x_range=(0, 135), height=200, width=640,
+                          title=self._title(), toolbar_location=None, min_border_left=70,
                           x_axis_label="% of ring size in use")
+        self.fig.xaxis.ticker = [0, 25, 50, 75, 100]
         self.fig.hbar(y="ring", right="pct", height=0.7, source=self.source, color="color")
         self.fig.text(x="pct", y="ring", text="label", source=self.source, x_offset=4,
                       y_offset=6, text_font_size="9pt")
@@ -819,8 +821,8 @@ class RingPlot:
         if self.xsk.closed:
             return f"XSK {self.xsk.dev} q{self.xsk.queue}: closed"
         s = self.xsk.stats()
-        return (f"XSK {self.xsk.dev} q{self.xsk.queue}: rx_ring_full={s['rx_ring_full']} "
-                f"fill_empty={s['rx_fill_ring_empty_descs']} rx_dropped={s['rx_dropped']}")
+        return (f"XSK {self.xsk.dev} q{self.xsk.queue} · ring full {s['rx_ring_full']} · "
+                f"fill empty {s['rx_fill_ring_empty_descs']} · dropped {s['rx_dropped']}")
 
     def update(self) -> None:
         data = self._data()

@@ -24,13 +24,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import kernel
+from .. import kernel, owners
 from ..errors import TopologyError, UsageError
+from ..owners import current_owner, refuse_others
 import ipaddress
 
-STATE_DIR = Path(os.environ.get("XDPLAB_STATE_DIR", "/run/xdplab"))
-DEFAULT_PREFIX = os.environ.get("XDPLAB_PREFIX", "xl-")
-DEFAULT_NET = int(os.environ.get("XDPLAB_NET", "11"))
+from ..paths import DEFAULT_NET, DEFAULT_PREFIX, STATE_DIR  # noqa: E402  (re-exported)
 NETNS_DIR = Path("/run/netns")
 IFNAMSIZ = 16                  # interface names: at most IFNAMSIZ - 1 = 15 characters
 _NAME = re.compile(r"[A-Za-z0-9_.-]*")
@@ -193,7 +192,10 @@ class Topology:
     def _record(self, created: list) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"prefix": self.prefix, "created": created}))
+        state = {"prefix": self.prefix, "created": created}
+        if current_owner():                 # a workshop attendee's lab: whose it is
+            state["owner"] = current_owner()
+        tmp.write_text(json.dumps(state))
         tmp.replace(self.state_file)
 
     def _recorded(self) -> list:
@@ -208,6 +210,7 @@ class Topology:
 
     def up(self) -> "Topology":
         """Build every host that is not already there (idempotent)."""
+        refuse_others(self.prefix, "build hosts under")
         created = self._recorded()
         for h in self:
             if (NETNS_DIR / h.netns).exists() and h.ifindex:
@@ -245,6 +248,7 @@ class Topology:
     def down(self) -> list[str]:
         """Remove what this topology built (also what a crashed process recorded).
         Returns the names removed."""
+        refuse_others(self.prefix, "take down")
         removed = []
         items = self._recorded() + [[k, h.netns] for h in self for k in ("link", "netns")]
         removed += kernel.netlink.links_del([name for kind, name in items if kind == "link"])
@@ -305,6 +309,7 @@ def remove(links, namespaces) -> None:
 
 def remove_all(prefix: str = DEFAULT_PREFIX) -> dict:
     """Remove every namespace and link named with ``prefix`` (``xdplab down --all``)."""
+    refuse_others(prefix, "remove")
     left = leftovers(prefix)
     remove(left["links"], left["netns"])
     for f in STATE_DIR.glob("topology-*.json") if STATE_DIR.exists() else []:

@@ -12,6 +12,7 @@ from .. import paths
 INCLUDE_DIR = paths.INCLUDE_DIR
 PRELUDE = INCLUDE_DIR / "xdplab.h"          # prepended to every program
 _fd2_lock = threading.Lock()
+FD2_LOCK = _fd2_lock              # one lock for everything that redirects fd 2 (safecompile too)
 
 
 def cflags(extra=()) -> list[str]:

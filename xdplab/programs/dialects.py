@@ -244,7 +244,11 @@ def compile_c(source: str, origin: str = "cell", first_line: int = 1, cflags=(),
         src = Path(tmp) / name
         src.write_text("\n" * (first_line - 1) + source)
         out = Path(tmp) / "prog.o"
+        # -fno-strict-aliasing, as the kernel's own build: packet code reads headers through
+        # other types (lab 06's `*(__be16 *)icmp6`); with strict aliasing clang moved such a
+        # read across a write (a wrong checksum) where BCC's compile of the same C did not
         cmd = ["clang", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-x", "c",
+               "-fno-strict-aliasing",
                "-fno-color-diagnostics", "-Wno-unused-value", "-Wno-pointer-sign",
                *[f"-I{d}" for d in inc], f"-idirafter{UAPI_ARCH}", *cflags, "-c", name, "-o", str(out)]
         t0 = time.perf_counter()

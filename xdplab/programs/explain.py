@@ -130,6 +130,24 @@ _SIZES = {"char": 1, "u8": 1, "__u8": 1, "s8": 1, "__s8": 1, "uint8_t": 1, "int8
           "long": 8, "u64": 8, "__u64": 8, "s64": 8, "__be64": 8, "uint64_t": 8, "double": 8}
 
 
+def _stray_brace(spec, line, m) -> int | None:
+    """An extra ``}`` (or a missing ``{``): the first ``}`` that closes a block whose ``{``
+    line is indented differently, i.e. not the block the indentation says it closes."""
+    code = _code_lines(spec)
+    stack = []
+    for n, text in enumerate(code, 1):
+        for i, c in enumerate(text):
+            if c == "{":
+                stack.append(n)
+            elif c == "}":
+                if not stack:
+                    return n
+                opener = stack.pop()
+                if opener != n and not text[:i].strip() and _indent(spec.lines[n - 1]) != _indent(spec.lines[opener - 1]):
+                    return n
+    return line
+
+
 def _largest_array(spec, line, m) -> int | None:
     """The stack overflows where LLVM first writes past 512 bytes; the user's line to
     change is the big local array (the largest, in bytes, declared up to there; of equal
@@ -260,9 +278,23 @@ EXPLANATIONS = [
       r"pointer arithmetic on pkt_end",
       "data_end (pkt_end) may only be compared against; computing `data_end - N` is refused.",
       "Move the arithmetic to the packet pointer: `if (data + N > data_end) ...`."),
+    E("negative-index", "index that may be negative",
+      r"min value is negative|math between (map_value|fp|ptr_to_stack|stack)\w* pointer and register "
+      r"with unbounded min value",
+      "An index (or offset) is a signed value the verifier cannot prove is >= 0, so the access "
+      "may land before the array, map value or packet.",
+      "Make the index unsigned (`u32 i`), or check both bounds: `if (i < 0 || i >= N) return XDP_PASS;`."),
+    E("unreleased-ref", "reference not released on every path",
+      r"Unreleased reference|reference has not been (released|acquired)",
+      "A helper handed out something that must be given back on every path (bpf_ringbuf_reserve "
+      "-> bpf_ringbuf_submit/discard, bpf_sk_lookup_* -> bpf_sk_release); some path returns "
+      "without it.",
+      "Release it on every path before returning (submit or discard the ring buffer record, "
+      "bpf_sk_release the socket)."),
     E("map-value-bounds", "map value accessed out of its bounds",
       r"invalid access to map value|R\d+ (min|max) value is outside of the allowed memory range|"
-      r"map_value.*(out of bounds|unbounded)|value_size=\d+ off=",
+      r"map_value.*(out of bounds|unbounded)|value_size=\d+ off=|math between map_value pointer|"
+      r"unbounded memory access|makes map_value pointer be out of bounds",
       "The program reads or writes past the end of a map value (value_size in the log), usually "
       "an array index inside the value that is not bounded to the array's length.",
       "Bound the index by the array's length: `if (i >= ARRAY_SIZE) return XDP_PASS;` "
@@ -447,12 +479,17 @@ EXPLANATIONS = [
       "`{1}` is not declared.", "declare it, or include the header that defines it",
       stage="compile"),
     E("missing-brace", "missing `}`",
-      r"expected '}'|function definition is not allowed here|extraneous closing brace|"
-      r"expected (identifier or|external declaration)",
+      r"expected '}'|function definition is not allowed here",
       "A block is not closed: a `{` has no matching `}` (clang then reports errors further "
       "down, where the next function starts).",
       "Add the missing `}` at the end of the block (the marked line is where the indentation "
       "says the block ends).", stage="compile", locate=_unclosed_brace),
+    E("extra-brace", "a `}` too many (or a `{` missing)",
+      r"extraneous closing brace|expected identifier or '\('|expected external declaration",
+      "A `}` closes a block early (or the `{` of the block is missing), so the code after it is "
+      "outside any function.",
+      "Remove the extra `}`, or add the `{` it was meant to close (e.g. after an `if (...)` with "
+      "several statements).", stage="compile", locate=_stray_brace),
     E("missing-semicolon", "missing `;`",
       r"expected ';'", "A statement or declaration is not ended by `;`.",
       "add the missing `;`", stage="compile"),
@@ -480,6 +517,17 @@ EXPLANATIONS = [
       "The call passes a different number of arguments than the function (or helper) takes.",
       "Check the helper's signature (`man bpf-helpers`) and pass exactly its arguments.",
       stage="compile"),
+    E("no-entry", "no XDP function",
+      r"(struct [\w\s\*]+)",
+      "xdplab runs the first non-static function taking `{1}` (a pointer): none has that "
+      "signature (a static function, a struct passed by value, another context type).",
+      "Write the entry function as `int my_prog({1})`, not static.", stage="compile",
+      source_pattern=r"(?!)"),        # never matched on a message: no_entry_error picks it by key
+    E("signed-division", "signed division or remainder",
+      r"\bsdiv\b|\bsrem\b|[Uu]nsupported signed division",
+      "BPF (before the v4 instruction set, which this LLVM does not emit) has only unsigned "
+      "division and remainder; a `/` or `%` on a signed type cannot be compiled.",
+      "Divide unsigned values: declare them `u32`/`u64`, or cast: `(u32)len / 64`.", stage="compile"),
     E("backend", "construct LLVM's BPF backend cannot compile",
       r"in function \S+|LLVM ERROR|Cannot select|not supported|unsupported",
       "LLVM's BPF backend cannot turn this into BPF instructions (e.g. function pointers, "
@@ -533,6 +581,28 @@ def explain(message: str, log: str = "", source: str = "", stage: str = "verifie
 
 def by_key(key: str) -> Explanation | None:
     return failures.by_key(key, "verifier") or failures.by_key(key, "compile")
+
+
+_FUNC_DEF = re.compile(r"^(?!\s|#|typedef\b|struct\s+\w+\s*\{)[\w\s\*]*?\b(\w+)\s*\(([^;]*)$")
+
+
+def no_entry_error(spec, what: str, arg: str) -> CompileError:
+    """The source has no entry function xdplab recognises: a CompileError on the line of
+    the function that was probably meant (static, no pointer, another argument type)."""
+    code = _code_lines(spec)
+    line = next((n for n, t in enumerate(code, 1) if _FUNC_DEF.match(t) and "BPF_" not in t
+                 and not re.match(r"\s*static\b.*(inline|noinline)", t)), None)
+    exp = by_key("no-entry")
+    msg = f"no {what} function in {spec.origin}"
+    if line:
+        name = _FUNC_DEF.match(code[line - 1]).group(1)
+        msg += f": `{name}` (line {line}) is not `int {name}({arg})`"
+    message = msg + (f"\n{_excerpt(spec, line)}" if line else "") + f"\n  why: {_fmt(exp.what, exp, arg)}"
+    found = [f"line {n}: {spec.lines[n - 1].strip()}" for n, t in enumerate(code, 1) if _FUNC_DEF.match(t)]
+    log = (f"xdplab looks for a non-static `int NAME({arg})`; function definitions in {spec.origin}:\n"
+           + ("\n".join(found) or "(none)"))
+    err = CompileError(message, log=log, hint=_fmt(exp.fix, exp, arg))
+    return _decorate(err, spec, exp.key, line, msg, exp)
 
 
 # --- clang's and LLVM's diagnostics ------------------------------------------------------
@@ -633,6 +703,9 @@ def compile_error(spec, text: str, died: str = "") -> CompileError:
                  if re.search(r"error|LLVM ERROR|could not open bpf map|Cannot select", l)]
         msg, line, col = (loose[0] if loose else text.strip()[:300] or "unknown clang error"), None, None
         msg = re.sub(r"^(error: |LLVM ERROR: )", "", msg)
+        at = re.search(rf"(?<![\w/]){re.escape(spec.origin)}:(\d+):(\d+)", text)   # e.g. "Cannot select: ... cell:6:48"
+        if at:
+            line, col = int(at.group(1)), int(at.group(2))
     exp = explain(msg, text, spec.source, "compile") or COMPILE
     if exp.locate is not None:
         new = exp.locate(spec, line, re.search(exp.pattern, msg))

@@ -91,7 +91,10 @@ class Sampler:
                 self.samples.append(row)
                 del self.samples[:-self.keep]
                 if self.source is not None:
-                    self.source.stream({k: [v] for k, v in row.items()}, rollover=self.rollover)
+                    try:
+                        self.source.stream({k: [v] for k, v in row.items()}, rollover=self.rollover)
+                    except Exception:      # the chart's document busy (another thread): skip a point,
+                        pass               # never end the live view
             next_t += self.interval
             self._stop.wait(max(0.0, next_t - time.monotonic()))
 

@@ -21,6 +21,7 @@ from html import escape
 from pathlib import Path
 
 from .. import failures, kernel, paths
+from ..owners import refuse_others
 from ..errors import (AttachError, Closable, CompileError, CountersUnavailable, UsageError, XDPLabError,
                       needs_open)
 from ..failures import Row
@@ -32,6 +33,7 @@ from .dialects import detect
 from .live import LivePlot
 from .maps import Counters, Maps
 from .prog_run import run as _run
+from .explain import no_entry_error
 
 ACTIONS = kernel.ACTIONS          # enum xdp_action (kernel.abi)
 MODES = {"native": "native", "drv": "native", "driver": "native",
@@ -141,8 +143,7 @@ class Program:
         if not funcs:
             what, arg = (("TC", "struct __sk_buff *skb") if self.hook == "tc"
                          else ("XDP", "struct xdp_md *ctx"))
-            raise CompileError(f"no {what} function in {self.origin}",
-                               hint=f"write a function `int my_prog({arg})` (not static)")
+            raise no_entry_error(self, what, arg)          # on the line of the function that is not one
         return funcs[0]
 
     def full_source(self) -> str:
@@ -538,6 +539,7 @@ def new_link(prog, fd: int, dev: str, ifindex: int, mode: str) -> Link:
 def attach_target(dev: str, force: bool = False) -> int:
     """``dev``'s ifindex, after refusing a missing interface and (unless ``force``) the
     one carrying the default route."""
+    refuse_others(dev, "attach to")            # a workshop attendee's interface: theirs only
     ifindex = kernel.ifindex(dev)
     if not ifindex:
         raise AttachError(f"no interface named {dev!r} in the root namespace",

@@ -26,6 +26,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 import warnings
+from .compile import FD2_LOCK as _fd2_lock
+import time
 
 CACHE_DIR = Path(os.environ.get("XDPLAB_CACHE", "/var/cache/xdplab"))
 CACHE_FILE = CACHE_DIR / "safe-compiles"
@@ -137,7 +139,8 @@ def precheck(text: bytes, cflags) -> Outcome:
         if key in _safe:
             return Outcome("ok", cached=True)
     with tempfile.TemporaryFile() as out:
-        pid = os.fork()
+        with _fd2_lock:            # no xdplab compile is half-way in another thread at the fork
+            pid = os.fork()
         if pid == 0:                                   # pragma: no cover (the child)
             _child(text, cflags, out.fileno())
         try:
@@ -167,9 +170,18 @@ def precheck(text: bytes, cflags) -> Outcome:
     return Outcome("died", printed, how)
 
 
+TIMEOUT = 600.0              # seconds a child may compile before it counts as hung
+
+
 def _wait(pid: int) -> int:
+    """The child's wait status; a child still compiling after TIMEOUT is killed (SIGKILL)."""
+    deadline, nap = time.monotonic() + TIMEOUT, 0.001
     while True:
-        try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
             return os.waitpid(pid, 0)[1]
-        except InterruptedError:
-            continue
+        time.sleep(nap)
+        nap = min(nap * 2, 0.01)

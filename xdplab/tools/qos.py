@@ -59,13 +59,18 @@ def load_policer(rate=None, burst="16kb", then: str = "pass", source: str | None
 def configure(prog, rate, burst="16kb") -> dict:
     """Set the policer's rate (bits/s: '10mbit', 1e7) and bucket depth (bytes: '16kb').
     Takes effect at the next packet; the buckets are kept. rate=0 switches policing off."""
-    table = prog.maps["policer_config"].table
+    m = prog.maps["policer_config"]
+    if not hasattr(m, "table"):              # a libbpf-style policer: a BTF-typed map
+        m[0] = {"rate": parse_rate(rate) // 8, "burst": parse_size(burst)}
+        return config(prog)
+    table = m.table
     table[table.Key(0)] = table.Leaf(parse_rate(rate) // 8, parse_size(burst))
     return config(prog)
 
 
 def config(prog) -> dict:
-    v = prog.maps["policer_config"].table[0]
+    m = prog.maps["policer_config"]
+    v = m.table[0] if hasattr(m, "table") else m[0]
     return {"rate_bps": v.rate * 8, "burst_bytes": v.burst}
 
 
@@ -73,7 +78,8 @@ def flows(prog):
     """The policer's buckets: one row per flow (addresses, ports, passed, dropped, tokens)."""
     import pandas as pd
     rows = []
-    for k, v in prog.maps["policer_flows"].table.items():
+    m = prog.maps["policer_flows"]
+    for k, v in (m.table.items() if hasattr(m, "table") else m.items()):
         rows.append({"src": str(ipaddress.IPv4Address(socket.ntohl(k.saddr))),
                      "dst": str(ipaddress.IPv4Address(socket.ntohl(k.daddr))),
                      "proto": k.proto, "sport": socket.ntohs(k.sport), "dport": socket.ntohs(k.dport),
@@ -84,7 +90,8 @@ def flows(prog):
 
 def reset(prog) -> None:
     """Forget every flow's bucket (the next packet of each flow starts with a full one)."""
-    prog.maps["policer_flows"].table.clear()
+    m = prog.maps["policer_flows"]
+    (m.table if hasattr(m, "table") else m).clear()
 
 
 # --- the fast -> slow experiment ----------------------------------------------------------
@@ -129,6 +136,8 @@ class Phase:
     #: from a DropDetector (``run(..., detector=dd)``): frames the XDP path flushed to the
     #: router's ports and lost there, summed over the xdp tracepoints
     xdp_path: dict | None = None
+    #: the policer's bucket in a "policed" phase (two policed rows differ by it)
+    police_burst: str | None = None
 
     @property
     def offered_mbps(self) -> float:
@@ -139,14 +148,18 @@ class Phase:
         return self.delivered_bytes * 8 / self.seconds / 1e6
 
     def row(self) -> dict:
-        return {"phase": self.phase, "what": PHASES[self.phase], "offered Mbit/s": round(self.offered_mbps, 1),
+        """One table row; every row has every column ("—": not measured in this phase)."""
+        shaped = self.rate_bps / 1e6
+        return {"phase": self.phase, "what": PHASES[self.phase],
+                "policer burst": self.police_burst or "—",
+                "offered Mbit/s": round(self.offered_mbps, 1),
                 "delivered Mbit/s": round(self.delivered_mbps, 1),
-                "shaped to Mbit/s": self.rate_bps / 1e6,
+                "shaped to Mbit/s": int(shaped) if shaped == int(shaped) else round(shaped, 1),
                 "sent": self.sent, "delivered": self.delivered_packets,
                 "tbf packets": self.qdisc.get("packets", 0), "tbf drops": self.qdisc.get("drops", 0),
                 "XDP drops": self.xdp_drops,
-                **({"XDP path flushed": self.xdp_path["flushed"], "XDP path lost": self.xdp_path["lost"]}
-                   if self.xdp_path else {})}
+                "XDP path flushed": self.xdp_path["flushed"] if self.xdp_path else "—",
+                "XDP path lost": self.xdp_path["lost"] if self.xdp_path else "—"}
 
     def __repr__(self) -> str:
         return (f"<Phase {self.phase}: offered {self.offered_mbps:.1f} Mbit/s, delivered "
@@ -195,6 +208,7 @@ class FastSlow:
         """Switch the router's port to ``phase`` (map writes; the program stays)."""
         if phase not in PHASES:
             raise XDPLabError(f"no phase {phase!r}", hint=f"one of {', '.join(PHASES)}")
+        self._mark(phase)
         mode = self.prog.maps["fastslow_mode"].table
         mode[mode.Key(0)] = mode.Leaf(0 if phase == "kernel" else 1)
         configure(self.prog, self.rate if phase == "policed" else 0, self.police_burst)
@@ -261,8 +275,55 @@ class FastSlow:
         if x0 is not None:
             x1 = self._xdp_path(detector)
             res.xdp_path = {k: x1[k] - x0[k] for k in x1}
+        if phase == "policed":
+            res.police_burst = self.police_burst
         self.phases.append(res)
         return res
+
+    def _mark(self, phase: str) -> None:
+        """A dotted line and the phase's name on the live chart where it starts."""
+        plot = getattr(self, "_plot", None)          # use() runs in __post_init__ before plot()
+        if plot is not None and plot.running:
+            # drawn by the sampler's thread (one thread changes the chart's document)
+            label = phase + (f" ({self.police_burst})" if phase == "policed" else "")
+            self._marks.append((time.monotonic() - self._plot_t0, label))
+
+    def explain(self):
+        """What the phases measured, in words (Markdown), and where this run differs from
+        what the lab expects (tbf near its rate, XDP far above it, the policer near it)."""
+        from IPython.display import Markdown
+        rate = parse_rate(self.rate) / 1e6
+        out = [f"**Measured in this run** (shaped to {rate:g} Mbit/s, offered {self.offered}):"]
+        for p in self.phases:
+            d = p.delivered_mbps
+            line = f"- `{p.phase}`" + (f" (burst {p.police_burst})" if p.police_burst else "") + \
+                f": {d:.1f} Mbit/s delivered of {p.offered_mbps:.1f} offered ({d / rate:.1f}× the tbf rate)"
+            if p.phase == "kernel":
+                line += f"; tbf dropped {p.qdisc.get('drops', 0):,} packets"
+                if d < 0.8 * rate:
+                    line += (" — less than its rate: on a busy machine tbf's timer-driven dequeue "
+                             "runs late (the lab machine delivers ≈ the rate)")
+            elif p.phase == "xdp":
+                line += f"; tbf saw {p.qdisc.get('packets', 0):,} packets: the redirected frames bypassed it"
+            elif p.phase == "policed":
+                line += f"; the policer dropped {p.xdp_drops:,}"
+            out.append(line + ".")
+        want = parse_rate(self.offered) / 1e6
+        if self.phases and min(p.offered_mbps for p in self.phases) < 0.8 * want:
+            out.append(f"\nThis machine differs: the sender offered less than {want:g} Mbit/s "
+                       "(its line-rate bursts run late on a busy machine); the lab machine offers all of it.")
+        pol = [p for p in self.phases if p.phase == "policed" and p.police_burst]
+        if len({p.police_burst for p in pol}) > 1:
+            lo, hi = min(pol, key=lambda p: parse_size(p.police_burst)), max(pol, key=lambda p: parse_size(p.police_burst))
+            if lo.delivered_mbps < 0.75 * hi.delivered_mbps:
+                out.append(f"\nThe {lo.police_burst} bucket let {lo.delivered_mbps / max(hi.delivered_mbps, 1e-9):.0%} "
+                           f"of what the {hi.police_burst} bucket let through: the sender's bursts overflow "
+                           "a small bucket.")
+            else:
+                out.append(f"\nHere the {lo.police_burst} bucket let about as much through as the "
+                           f"{hi.police_burst} one ({lo.delivered_mbps:.1f} vs {hi.delivered_mbps:.1f} Mbit/s): "
+                           "this machine differs from the lab's — a slower sender sends smaller bursts.")
+        return Markdown("\n".join(out))
 
     def results(self):
         import pandas as pd
@@ -281,14 +342,31 @@ class FastSlow:
         f1.line("t", "delivered", source=src, line_width=2, color="#1f77b4")
         f1.add_layout(Span(location=parse_rate(self.rate) / 1e6, dimension="width",
                            line_dash="dashed", line_color="#555"))
-        f2 = figure(title="drops/s", height=180, sizing_mode="stretch_width", x_range=f1.x_range,
+        f2 = figure(title="drops/s: tbf (qdisc) orange, XDP policer red", height=200, sizing_mode="stretch_width", x_range=f1.x_range,
                     x_axis_label="seconds", tools="pan,wheel_zoom,reset,hover")
         f2.line("t", "tbf_drops", source=src, line_width=2, color="#ff7f0e", legend_label="tbf (qdisc)")
         f2.line("t", "xdp_drops", source=src, line_width=2, color="#d62728", legend_label="XDP policer")
-        f2.legend.location = "top_left"
+        f2.legend.visible = False                    # the title names the colours: no box over the lines
+        # each phase's start: a dotted line on both charts, its name on top
+        from bokeh.models import LabelSet
+        self._phase_src = phases = ColumnDataSource({"t": [], "label": [], "y": []})
+        for f in (f1, f2):
+            f.vspan(x="t", source=phases, line_dash="dotted", line_color="#444", line_width=1.5)
+        f1.add_layout(LabelSet(x="t", y="y", y_units="screen", text="label", source=phases, x_offset=4,
+                               text_font_size="9pt", text_color="#333"))
         if self._plot is not None:
             self._plot.stop()
-        self._plot = Sampler(rate_reader(self.totals), src, interval=1 / hz, rollover=int(window * hz),
+        self._plot_t0 = time.monotonic()
+        self._marks = []
+        rates = rate_reader(self.totals)
+
+        def read():
+            while self._marks:
+                t, label = self._marks.pop(0)
+                y = 4 + 14 * (len(phases.data["t"]) % 2)   # alternate heights: close phases stay readable
+                phases.stream({"t": [t], "label": [label], "y": [y]})
+            return rates()
+        self._plot = Sampler(read, src, interval=1 / hz, rollover=int(window * hz),
                              alive=lambda: self.link is None or self.link.attached).start()
         return live.widget(column(f1, f2, sizing_mode="stretch_width"))
 

@@ -11,8 +11,10 @@ from ..net.drivers import table
 from ..kernel import procstate
 from ..net import labstate
 from ..net.topology import DEFAULT_PREFIX, Topology, remove_all
-from . import doctor
+from . import doctor, room  # noqa: F401  (room records graded reports in a workshop)
 from .workspace import main
+from ..tools.bench import main
+from ..tools.bench import add_arguments as bench_arguments
 
 
 def cmd_doctor(args) -> int:
@@ -64,6 +66,10 @@ def cmd_matrix(args) -> int:
     return matrix.main(args.rest)
 
 
+def cmd_bench(args) -> int:
+    return main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xdplab", description="XDP lab on a real kernel")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -82,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("features", help="what each interface's driver supports (XDP, xsk, rx metadata)")
     f.add_argument("devs", nargs="*", help="interfaces (default: all in the root namespace)")
     f.set_defaults(fn=cmd_features)
+    bench_arguments(sub.add_parser("bench", help="performance lab + regression harness: XDP vs tc/nftables/"
+                                                 "iptables/conntrack paths, per-program cost, --compare BASELINE")
+                    ).set_defaults(fn=cmd_bench)
     for name, fn, hlp in (("check", cmd_check, "grade a lab's exercises: xdplab check 01 [file.c]"),
                           ("matrix", cmd_matrix, "run the smoke suite on several kernels under qemu")):
         s = sub.add_parser(name, help=hlp, add_help=False)

@@ -23,6 +23,12 @@ struct {
     __type(value, struct pool_stat);
 } pools SEC(".maps");
 
+/* pool->p.napi exists since 6.5 (6.1's page_pool_params has none): a CO-RE flavor lets
+ * the same object load on both, the field read only where it exists */
+struct page_pool___napi {
+    struct { struct napi_struct *napi; } p;
+} __attribute__((preserve_access_index));
+
 static __always_inline struct pool_stat *stat(const struct page_pool *pool)
 {
     __u64 k = (__u64)pool;
@@ -33,8 +39,9 @@ static __always_inline struct pool_stat *stat(const struct page_pool *pool)
     struct napi_struct *napi = 0;
     struct device *d = BPF_CORE_READ(pool, p.dev);
     char cls[4] = {};
-    if (bpf_core_field_exists(pool->p.napi))
-        napi = BPF_CORE_READ(pool, p.napi);
+    const struct page_pool___napi *pn = (const void *)pool;
+    if (bpf_core_field_exists(pn->p.napi))
+        napi = BPF_CORE_READ(pn, p.napi);
     if (napi) {
         z.ifindex = BPF_CORE_READ(napi, dev, ifindex);
     } else if (d) {
