@@ -123,6 +123,10 @@ def test_612_guest_passes_on_virtio_net(runs):
                   "live_frames", "afxdp", "metadata_tc"):
         assert _status(r, check) == "pass", f"6.12 {check}: {r.results[check]['detail']}"
     assert "basic" in r.results["features"]["detail"]      # the kernel's own xdp_features
+    # issue 16: multi-buffer, device-bound RX hints, broadcast, memory model, page pools
+    for check in ("xdp_frags", "rx_hints", "broadcast", "memory_model", "page_pools"):
+        assert _status(r, check) == "pass", f"6.12 {check}: {r.results[check]['detail']}"
+    assert "page_shared" in r.results["memory_model"]["detail"]       # virtio_net's RX queue
 
 
 @pytest.mark.slow

@@ -36,6 +36,7 @@ import math
 import os
 import re
 import statistics
+import struct
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -200,12 +201,15 @@ class Results:
                f"load average {m.get('loadavg_before')} -> {m.get('loadavg_after')}, "
                f"{m.get('rounds')} interleaved rounds of {m.get('frames'):,} frames per path (+1 warm-up)"]
         if self.data.get("paths"):
-            out.append(f"\n{'path':28} {'Mpps':>7} {'min-max':>13}  what the frame goes through")
+            g = self.data.get("generator_alone", {}).get("median")
+            out.append(f"\n{'path':28} {'Mpps':>7} {'min-max':>13} {'rx ns':>6}  what the frame goes through"
+                       + (f"   (rx ns = ns/frame minus the generator alone, {g:.0f} ns)" if g else ""))
             for k, v in self.data["paths"].items():
                 if not v.get("n"):
                     out.append(f"{k:28} {'-':>7} {'':13}  skipped: {v.get('skipped')}")
                     continue
-                out.append(f"{k:28} {v['median'] / 1e6:7.2f} {v['min'] / 1e6:6.2f}-{v['max'] / 1e6:<6.2f}  {v['path']}")
+                rx = f"{1e9 / v['median'] * int(k.split('@')[1][:-3]) - g:6.0f}" if g else ""
+                out.append(f"{k:28} {v['median'] / 1e6:7.2f} {v['min'] / 1e6:6.2f}-{v['max'] / 1e6:<6.2f} {rx:>6}  {v['path']}")
         if self.data.get("programs"):
             out.append(f"\n{'program (BPF_PROG_RUN, 64 B UDP frame)':56} {'ns/pkt':>7} {'min-max':>13} {'- hook':>7}")
             hook = self.data.get("hook_ns")
@@ -710,6 +714,33 @@ def measure_paths(cases=None, *, cpu_counts=None, rounds: int = 5, frames: int =
     return {"paths": out, "cpu_cost": cpu_cost}
 
 
+def generator_alone(*, rounds: int = 5, repeat: int = 200_000) -> dict:
+    """ns per frame of the live-frames machinery alone: BPF_PROG_RUN live frames with a
+    program that drops at once (page pool, frame copy, batch loop; nothing transmitted).
+    What a path costs the receiver is roughly its ns/frame minus this."""
+    from . import _kernel, program, traffic
+    traffic.require_live_frames()
+    frame = test_frame()
+    d = program.load(DROP_C, count=False)
+    ctx = struct.pack("=6I", 0, len(frame), 0, 1, 0, 0)          # "received" on lo
+    vals = []
+    try:
+        cpu = sorted(os.sched_getaffinity(0))[-1]
+        old = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
+        try:
+            for i in range(rounds + 1):
+                _, _, ns = _kernel.prog_test_run(d.fd, frame, repeat=repeat, ctx=ctx,
+                                                 flags=_kernel.BPF_F_TEST_XDP_LIVE_FRAMES, batch_size=64)
+                if i:
+                    vals.append(float(ns))
+        finally:
+            os.sched_setaffinity(0, old)
+    finally:
+        d.close()
+    return {**summary(vals), "unit": "ns"}
+
+
 # --- one whole run ---------------------------------------------------------------------
 
 def lacks() -> list[str]:
@@ -746,6 +777,7 @@ def run(*, short: bool = False, rounds: int | None = None, frames: int | None = 
         data["programs"], data["hook_ns"] = program_costs(rounds=max(rounds, 5) if short else 9,
                                                           repeat=50_000 if short else 200_000, progress=progress)
     if paths != []:
+        data["generator_alone"] = generator_alone(rounds=rounds)
         data.update(measure_paths(paths, cpu_counts=cpu_counts, rounds=rounds, frames=frames, seconds=seconds,
                                   cpu_rates=cpu_rates, progress=progress))
     meta["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]

@@ -29,6 +29,7 @@ Receivers:
 from __future__ import annotations
 
 import os
+import select
 import socket
 import statistics
 import struct
@@ -303,6 +304,27 @@ def _settled(prog, quiet: float = 0.01, limit: float = 1.0):
     return last
 
 
+FIRST_FRAME_TIMEOUT = 30.0    # seconds the sender may take to get its first frame out
+
+
+def _first_frame(fd: int, flood: "Flood", receiver: str,
+                 timeout: float = FIRST_FRAME_TIMEOUT) -> None:
+    """Wait (without reading) until a frame is ready on ``fd`` (an XSK's RX ring, or the
+    AF_PACKET socket), the sender failed, or ``timeout`` passed."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    deadline = time.monotonic() + timeout
+    while not p.poll(20):
+        if not flood.thread.is_alive():       # the sender is done (or failed: __exit__ raises)
+            if flood.error is None and not p.poll(0):
+                raise XDPLabError(f"{receiver}: the sender finished without one frame reaching "
+                                  "the socket", hint="is another XDP program attached to the host?")
+            return
+        if time.monotonic() > deadline:
+            raise XDPLabError(f"{receiver}: no frame from the sender within {timeout:.0f} s",
+                              hint="the machine may be overloaded; run the comparison again")
+
+
 def _packet_drops(sock: socket.socket) -> int:
     """Frames the AF_PACKET socket dropped since the last call (PACKET_STATISTICS)."""
     return struct.unpack("=II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1]
@@ -346,7 +368,11 @@ def compare(host, seconds: float = 1.0, trials: int = 1, *, receivers=RECEIVERS,
             c0, s0 = prog.counters(), xsk.stats() if xsk else None
             if not xsk:
                 _packet_drops(arg)                      # reset the counters
-            with Flood(gen, send_cpu, seconds):
+            with Flood(gen, send_cpu, seconds) as flood:
+                # the window opens at the first frame, not when the sender's thread was
+                # started: on a busy machine the sender can take longer to get going than
+                # the whole window (the receiver then counted 0 and the ring filled after)
+                _first_frame(xsk.fd if xsk else arg.fileno(), flood, name)
                 t0, cpu0 = time.monotonic(), time.thread_time()
                 n = fn(arg, seconds)
                 dt, cpu = time.monotonic() - t0, time.thread_time() - cpu0
