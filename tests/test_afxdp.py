@@ -246,7 +246,8 @@ def test_receiver_comparison_waits_for_a_late_sender(topo, monkeypatch):
     """On a loaded machine the sender's thread may get its first frame out after a
     receiver's whole window: the receivers counted 0 and the ring filled behind them
     (received=0, queued=8192). The window opens at the first frame."""
-    from xdplab import rxcompare, traffic
+    from xdplab.tools import receive_paths
+    from xdplab.net import traffic
     run = traffic.Generator.run
 
     def late(self, *a, **kw):                  # a sender that starts 0.6 s late
@@ -254,11 +255,11 @@ def test_receiver_comparison_waits_for_a_late_sender(topo, monkeypatch):
         return run(self, *a, **kw)
 
     monkeypatch.setattr(traffic.Generator, "run", late)
-    r = rxcompare.compare(topo["h1"], seconds=0.2, progress=False)
-    assert [t.receiver for t in r.trials] == list(rxcompare.RECEIVERS)
+    r = receive_paths.compare(topo["h1"], seconds=0.2, progress=False)
+    assert [t.receiver for t in r.trials] == list(receive_paths.RECEIVERS)
     for t in r.trials:
         assert t.received > 0 and t.seconds < 0.2 + 0.6, t   # the wait is not in the window
-        if t.receiver in rxcompare.AF_XDP:
+        if t.receiver in receive_paths.AF_XDP:
             assert t.offered == t.received + t.drops + t.queued, t
     assert _kernel.xdp_state(topo["h1"].outside) == {}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xdplab import bench
+from xdplab.tools import bench
 from xdplab.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +131,7 @@ def test_ci_short_bench_report_only(tmp_path):
     """CI's short run: every path and program measured against the stored baseline
     (benchmarks/baseline-ci.json, recorded on the 2-CPU CI VM), report-only; prints the
     table. Asserts that it ran and cleaned up, never a speed."""
-    from xdplab import topology
+    from xdplab.net import topology
     before = set(topology.leftovers("xb")["netns"])
     out = tmp_path / "now.json"
     r = subprocess.run([sys.executable, "-m", "xdplab", "bench", "--short", "--quiet", "--json", str(out),

@@ -718,7 +718,6 @@ def generator_alone(*, rounds: int = 5, repeat: int = 200_000) -> dict:
     """ns per frame of the live-frames machinery alone: BPF_PROG_RUN live frames with a
     program that drops at once (page pool, frame copy, batch loop; nothing transmitted).
     What a path costs the receiver is roughly its ns/frame minus this."""
-    from . import _kernel, program, traffic
     traffic.require_live_frames()
     frame = test_frame()
     d = program.load(DROP_C, count=False)
@@ -730,8 +729,8 @@ def generator_alone(*, rounds: int = 5, repeat: int = 200_000) -> dict:
         os.sched_setaffinity(0, {cpu})
         try:
             for i in range(rounds + 1):
-                _, _, ns = _kernel.prog_test_run(d.fd, frame, repeat=repeat, ctx=ctx,
-                                                 flags=_kernel.BPF_F_TEST_XDP_LIVE_FRAMES, batch_size=64)
+                _, _, ns = kernel.prog_test_run(d.fd, frame, repeat=repeat, ctx=ctx,
+                                                 flags=kernel.BPF_F_TEST_XDP_LIVE_FRAMES, batch_size=64)
                 if i:
                     vals.append(float(ns))
         finally:
