@@ -102,11 +102,18 @@ def link_detach(link_fd: int) -> None:
     bpf(BPF_LINK_DETACH, _attr("=I", link_fd), "LINK_DETACH")
 
 
+def obj_info(fd: int, size: int, info: ctypes.Array | None = None) -> ctypes.Array:
+    """BPF_OBJ_GET_INFO_BY_FD of a program, map, link or BTF fd into a ``size``-byte buffer
+    (struct bpf_prog_info / bpf_map_info / bpf_link_info / bpf_btf_info); ``info``: a buffer
+    already holding pointers/lengths for the kernel to fill (map ids, func info, ...)."""
+    info = info if info is not None else ctypes.create_string_buffer(size)
+    bpf(BPF_OBJ_GET_INFO_BY_FD, _attr("=IIQ", fd, size, ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    return info
+
+
 def link_info(link_fd: int) -> dict:
     """type, id, prog_id and (for XDP links) ifindex of a link."""
-    info = ctypes.create_string_buffer(64)
-    bpf(BPF_OBJ_GET_INFO_BY_FD,
-        _attr("=IIQ", link_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    info = obj_info(link_fd, 64)
     ltype, lid, prog_id = struct.unpack_from("=III", info, 0)
     (ifindex,) = struct.unpack_from("=I", info, 16)
     return {"type": ltype, "id": lid, "prog_id": prog_id, "ifindex": ifindex}
@@ -151,9 +158,7 @@ def link_fd_by_id(link_id: int) -> int:
 # --- programs --------------------------------------------------------------------------
 
 def prog_info(prog_fd: int) -> dict:
-    info = ctypes.create_string_buffer(256)
-    bpf(BPF_OBJ_GET_INFO_BY_FD,
-        _attr("=IIQ", prog_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    info = obj_info(prog_fd, 256)
     ptype, pid = struct.unpack_from("=II", info, 0)
     name = bytes(info[64:80]).split(b"\0", 1)[0].decode()
     return {"type": ptype, "id": pid, "name": name}
@@ -193,9 +198,7 @@ def enable_stats() -> None:
 
 def prog_stats(prog_fd: int) -> dict:
     """run_cnt, run_time_ns, verified_insns, gpl_compatible, btf_id of a program."""
-    info = ctypes.create_string_buffer(256)
-    bpf(BPF_OBJ_GET_INFO_BY_FD, _attr("=IIQ", prog_fd, len(info), ctypes.addressof(info)),
-        "OBJ_GET_INFO_BY_FD")
+    info = obj_info(prog_fd, 256)
     run_time_ns, run_cnt = struct.unpack_from("=QQ", info, 192)
     (verified,) = struct.unpack_from("=I", info, 216)
     (gpl,) = struct.unpack_from("=I", info, 84)
@@ -424,9 +427,7 @@ BPF_OBJ_PIN = 6
 
 def map_info(map_fd: int) -> dict:
     """type, id, key_size, value_size, max_entries, map_flags and name of a map."""
-    info = ctypes.create_string_buffer(96)
-    bpf(BPF_OBJ_GET_INFO_BY_FD,
-        _attr("=IIQ", map_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    info = obj_info(map_fd, 96)
     mtype, mid, ksize, vsize, max_entries, flags = struct.unpack_from("=6I", info, 0)
     name = bytes(info[24:40]).split(b"\0", 1)[0].decode()
     return {"type": mtype, "id": mid, "key_size": ksize, "value_size": vsize,
@@ -878,9 +879,7 @@ BPF_BTF_GET_FD_BY_ID = 19
 
 def map_btf_ids(map_fd: int) -> dict:
     """btf_id, btf_key_type_id, btf_value_type_id of a map (0: the map has no BTF)."""
-    info = ctypes.create_string_buffer(96)
-    bpf(BPF_OBJ_GET_INFO_BY_FD,
-        _attr("=IIQ", map_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    info = obj_info(map_fd, 96)
     btf_id, key_id, value_id = struct.unpack_from("=3I", info, 64)
     return {"btf_id": btf_id, "btf_key_type_id": key_id, "btf_value_type_id": value_id}
 

@@ -47,16 +47,14 @@ def _prog_fd_by_id(prog_id: int) -> int:
 def map_ids(prog_fd: int) -> list[int]:
     """The ids of the maps a loaded program uses (``bpftool prog show``'s map_ids)."""
     info = ctypes.create_string_buffer(INFO_SIZE)
-    kernel.bpf(kernel.BPF_OBJ_GET_INFO_BY_FD,
-                kernel.bpf_attr("=IIQ", prog_fd, INFO_SIZE, ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    kernel.obj_info(prog_fd, INFO_SIZE, info)
     (n,) = struct.unpack_from("=I", info, _NR_MAP_IDS)
     if not n:
         return []
     ids = (ctypes.c_uint32 * n)()
     info = ctypes.create_string_buffer(INFO_SIZE)
     struct.pack_into("=IQ", info, _NR_MAP_IDS, n, ctypes.addressof(ids))
-    kernel.bpf(kernel.BPF_OBJ_GET_INFO_BY_FD,
-                kernel.bpf_attr("=IIQ", prog_fd, INFO_SIZE, ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    kernel.obj_info(prog_fd, INFO_SIZE, info)
     (n2,) = struct.unpack_from("=I", info, _NR_MAP_IDS)
     return list(ids[:min(n, n2)])
 

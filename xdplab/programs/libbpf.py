@@ -680,8 +680,7 @@ def wrapper_insns(map_fd: int) -> bytes:
 def _func_info(prog_fd: int) -> list[tuple[int, int]]:
     """(insn_off, BTF FUNC type id) of a loaded program's functions (bpf_prog_info)."""
     info = ctypes.create_string_buffer(256)
-    kernel.bpf(kernel.BPF_OBJ_GET_INFO_BY_FD,
-                kernel.bpf_attr("=IIQ", prog_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    kernel.obj_info(prog_fd, len(info), info)
     rec_size, = struct.unpack_from("=I", info, 132)
     n, = struct.unpack_from("=I", info, 144)
     if not n or rec_size < 8:
@@ -689,8 +688,7 @@ def _func_info(prog_fd: int) -> list[tuple[int, int]]:
     buf = ctypes.create_string_buffer(n * rec_size)
     info = ctypes.create_string_buffer(256)
     struct.pack_into("=IQI", info, 132, rec_size, ctypes.addressof(buf), n)
-    kernel.bpf(kernel.BPF_OBJ_GET_INFO_BY_FD,
-                kernel.bpf_attr("=IIQ", prog_fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+    kernel.obj_info(prog_fd, len(info), info)
     return [struct.unpack_from("=II", buf, i * rec_size) for i in range(n)]
 
 

@@ -16,8 +16,7 @@ def verified_insns(fd: int) -> tuple[int, int]:
     processed) from BPF_OBJ_GET_INFO_BY_FD (the second is 0 before Linux 5.16)."""
     info = ctypes.create_string_buffer(256)
     try:
-        kernel.bpf(kernel.BPF_OBJ_GET_INFO_BY_FD,
-                    kernel.bpf_attr("=IIQ", fd, len(info), ctypes.addressof(info)), "OBJ_GET_INFO_BY_FD")
+        kernel.obj_info(fd, len(info), info)
     except Exception:
         return 0, 0
     xlated_len = struct.unpack_from("=I", info, 20)[0]
