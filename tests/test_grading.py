@@ -205,8 +205,14 @@ def verdicts(report):
     return [(i.name, i.kind, i.expected, i.status) for i in report.items]
 
 
+# labs whose C exercise has no twin in the other dialect yet (12 and 13: their owners are writing them now)
+TWIN_PENDING = {"12", "13"}
+
+
 def test_labs_with_c_exercises_have_a_libbpf_twin():
     grading._discover()
+    with_c = {lab for lab, ex in grading.EXERCISES.items() if ex.solution.endswith(".c")}
+    assert with_c - TWIN_PENDING == set(BOTH_DIALECTS), "a lab with a C exercise needs a libbpf twin (x.bpf.c)"
     for lab in BOTH_DIALECTS:
         v = grading.get(lab).solution_variants
         assert set(v) == {"bcc", "libbpf"}, (lab, v)
@@ -219,7 +225,16 @@ def test_libbpf_solution_grades_like_the_bcc_one(lab, topo):
     verdict per item; the libbpf one went through clang + libbpf (a LibbpfProgram)."""
     from xdplab.libbpf import LibbpfProgram
     v = grading.get(lab).solution_variants
-    reports = {d: grading.check_lab(lab, str(v[d]), topo=topo) for d in ("bcc", "libbpf")}
+    router = None
+    if lab == "09":                      # lab 09's grader builds a router topology and keeps it up
+        from xdplab.exercises.lab09_routing import grader_router_topology
+        router = grader_router_topology()
+        router = None if router.is_up() else router
+    try:
+        reports = {d: grading.check_lab(lab, str(v[d]), topo=topo) for d in ("bcc", "libbpf")}
+    finally:
+        if router is not None:
+            router.down()                # this test brought it up: take it down
     for d, r in reports.items():
         assert r.passed, f"{d}: {r}"
         if grading.get(lab).lives:
