@@ -117,8 +117,12 @@ def test_redirected_frames_come_back_through_xdp_return_frame(topo):
             during = w.totals(h1)
             prog.detach()
             peer.close()
-            time.sleep(0.5)
-            after = w.totals(h1)
+            deadline = time.monotonic() + 5       # page_pool_release retries once a second
+            while True:
+                time.sleep(0.5)
+                after = w.totals(h1)
+                if after["held"] == after["released"] or time.monotonic() > deadline:
+                    break
             models = w.models()
     finally:
         redirect.cleanup()

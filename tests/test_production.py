@@ -2,6 +2,7 @@
 compiled by a plain clang command, attached by iproute2 (`ip link ... xdp obj ... sec xdp`),
 watched through xdplab.attached(): maps by id, run statistics, BPF_PROG_RUN, the drop
 detector naming it; `ip link ... xdp off` takes it off."""
+import os
 import subprocess
 from pathlib import Path
 
@@ -35,6 +36,27 @@ def obj(tmp_path):
     subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-c", "icmp_guard.bpf.c", "-o", "icmp_guard.bpf.o"],
                    cwd=tmp_path, check=True)
     return tmp_path / "icmp_guard.bpf.o"
+
+
+IPROUTE2_BPFFS = "/sys/fs/bpf/tc"          # ip's object loader makes tc/globals and the ip, xdp links
+
+
+@pytest.fixture(autouse=True)
+def iproute2_bpffs_dirs():
+    """Remove the (empty) bpffs directories iproute2 makes on its first object load, if
+    this test made them."""
+    existed = os.path.lexists(IPROUTE2_BPFFS)
+    yield
+    if existed:
+        return
+    for link in ("/sys/fs/bpf/ip", "/sys/fs/bpf/xdp"):
+        if os.path.islink(link) and os.readlink(link).rstrip("/") == IPROUTE2_BPFFS:
+            os.unlink(link)
+    for d in (IPROUTE2_BPFFS + "/globals", IPROUTE2_BPFFS):
+        try:
+            os.rmdir(d)                     # only if empty: someone may have pinned there since
+        except OSError:
+            pass
 
 
 @pytest.fixture

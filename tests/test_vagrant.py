@@ -142,8 +142,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _residue(prefix: str) -> dict:
-    """What libvirt and the process table hold with our prefix."""
+def _residue(prefix: str, port: int | None = None) -> dict:
+    """What libvirt and the process table hold with our prefix (and, for ``port``, the
+    host side of the forwarded port: vagrant-libvirt's `ssh -L` process)."""
     doms = [d for d in _virsh("list", "--all", "--name").split() if d.startswith(prefix)]
     nets = [n.split()[0] for n in _virsh("net-list", "--all").splitlines() if n.split()[0].startswith(prefix)]
     vols = []
@@ -151,7 +152,7 @@ def _residue(prefix: str) -> dict:
         vols += [f"{pool}/{v.split()[0]}" for v in _virsh("vol-list", pool).splitlines()
                  if v.split() and v.split()[0].startswith(prefix)]
     procs = [l for l in _sh(["ps", "-eo", "pid,args"], timeout=30).stdout.splitlines()
-             if prefix in l and "pytest" not in l and "ps -eo" not in l]
+             if (prefix in l or (port and f":{port}:" in l)) and "pytest" not in l and "ps -eo" not in l]
     return {"domains": doms, "networks": nets, "volumes": vols, "processes": procs}
 
 
@@ -194,7 +195,7 @@ def test_vagrant_up_end_to_end(tmp_path):
     # 3. vagrant up ---------------------------------------------------------------------------
     prefix = f"xdplab-e2e{os.getpid()}-"
     port = _free_port()
-    assert not any(_residue(prefix).values())
+    assert not any(_residue(prefix, port).values())
     env = {**os.environ, "VAGRANT_CHECKPOINT_DISABLE": "1", "XDPLAB_BOX": "local",
            "XDPLAB_VM_PREFIX": prefix, "XDPLAB_PORT": str(port), "XDPLAB_VM_MGMT_MODE": "none",
            "XDPLAB_VM_MEMORY": os.environ.get("XDPLAB_VM_MEMORY", "2048"),
@@ -287,7 +288,7 @@ def test_vagrant_up_end_to_end(tmp_path):
         t = time.monotonic()
         rc = vagrant("destroy", "-f", timeout=600)
         times["destroy_s"] = round(time.monotonic() - t, 1)
-        left = _residue(prefix)
+        left = _residue(prefix, port)
         if any(left.values()):                    # clean up for the next run, then fail below
             for d in left["domains"]:
                 subprocess.run(["virsh", "destroy", d], capture_output=True)

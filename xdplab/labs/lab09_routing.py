@@ -11,9 +11,14 @@ ex = exercise("09", "routing", solution="09-routing/xdp_router.c", func="xdp_rou
               title="forward with bpf_fib_lookup: TTL - 1 (incremental checksum), MACs, redirect")
 
 
+def grader_router_topology():
+    """The grader's router topology (not brought up): the FIB the lookups run against."""
+    return RouterTopology(hosts=("h1", "h3"), prefix=f"{DEFAULT_PREFIX}g", net=(DEFAULT_NET + 150) % 250 + 1)
+
+
 def _grader_router():
-    """A router topology of the grader's own (the FIB the lookups run against)."""
-    t = RouterTopology(hosts=("h1", "h3"), prefix=f"{DEFAULT_PREFIX}g", net=(DEFAULT_NET + 150) % 250 + 1)
+    """A router topology of the grader's own, up (kept up for the next check)."""
+    t = grader_router_topology()
     return t if t.is_up() else t.up()
 
 
