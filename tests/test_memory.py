@@ -292,7 +292,7 @@ def test_devmap_broadcast_floods_every_port_but_ingress(topo_factory):
 # --- lab 12's exercise -------------------------------------------------------------------
 
 def test_lab12_reference_passes_live_and_a_non_frags_program_fails(topo):
-    from xdplab.tools import grading
+    from xdplab.labs import grading
     ref = grading.check_lab("12", topo=topo)
     assert ref.passed, ref
     assert any(i.kind == "live" and i.status == "pass" for i in ref.items)
