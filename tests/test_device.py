@@ -9,7 +9,35 @@ from xdplab.errors import UsageError
 from xdplab.kernel import Device
 from xdplab.net import device
 
-from .routing_fixtures import router_factory  # noqa: F401
+import itertools
+import os
+
+from xdplab.net.router_topology import RouterTopology
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def router_factory():
+    """RouterTopologies (prefix xt<pid>d<N>-) on the first router subnet no one else holds
+    (other runs share the machine); removed after."""
+    made = []
+
+    def make(hosts=("h1", "h2", "h3")):
+        n = next(_ids)
+        for net in range(30, 90):
+            t = RouterTopology(hosts=hosts, prefix=f"xt{os.getpid() % 100}d{n}-", net=net)
+            made.append(t)
+            try:
+                return t.up()
+            except xdplab.TopologyError as e:
+                if "already in use" not in str(e):
+                    raise
+                t.down()
+        pytest.fail("no free router subnet")
+    yield make
+    for t in made:
+        t.down()
 
 PASS = "int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }"
 
@@ -30,7 +58,7 @@ def test_resolve_takes_every_way_of_naming_a_device(topo_factory):
         kernel.resolve_device(3.5)
 
 
-def test_attach_takes_a_host_an_ifindex_and_a_routed_host(topo_factory, router_factory):  # noqa: F811
+def test_attach_takes_a_host_an_ifindex_and_a_routed_host(topo_factory, router_factory):
     t = topo_factory()
     prog = xdplab.load(PASS)
     try:
@@ -50,7 +78,7 @@ def test_attach_takes_a_host_an_ifindex_and_a_routed_host(topo_factory, router_f
         prog.close()
 
 
-def test_dev_names_hosts_of_every_topology_that_is_up(router_factory, monkeypatch):  # noqa: F811
+def test_dev_names_hosts_of_every_topology_that_is_up(router_factory, monkeypatch):
     """%%xdp --dev h3: h3 exists only in the router lab; the magic resolves through net.device."""
     r = router_factory(hosts=("h1", "h2", "h3"))
     prefix = r.prefix[:3]                                    # 'xt<N>': this run's topologies
