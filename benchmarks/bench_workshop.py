@@ -20,6 +20,11 @@ from xdplab.net import topology       # noqa: E402
 from xdplab.ui import workshop
 
 
+# not x<letters><digits>: a pytest session whose pid ends in those digits takes such names for
+# its own leftovers (tests/conftest.py) and removes them when it ends
+PREFIX = "bw"
+
+
 def pss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -52,7 +57,7 @@ def memory(room_id: str) -> tuple[dict, int]:
 
 def one(n: int, port: int) -> dict:
     d = Path(tempfile.mkdtemp(prefix="xdplab-bench-room-")) / "room"
-    proc, base = hd.start_hub(d, n, port, "xz", 30, d.parent / "workshop.out")
+    proc, base = hd.start_hub(d, n, port, PREFIX, 30, d.parent / "workshop.out")
     try:
         pw = hd.passwords(d)
         names = [f"attendee{i}" for i in range(1, n + 1)]
@@ -83,7 +88,7 @@ def one(n: int, port: int) -> dict:
         t1 = time.monotonic()
         hd.stop_hub(proc, timeout=600)
         stop_s = time.monotonic() - t1
-    left = topology.leftovers("xz")
+    left = topology.leftovers(PREFIX)
     return {"n": n, "passed": sum(res.values()), "wall_s": wall, "stop_s": stop_s,
             "mib_per_attendee": (sum(per.values()) / max(len(per), 1)) / 1024, "hub_mib": rest / 1024,
             "load": load, "errors": errs, "left": left}

@@ -38,6 +38,20 @@ def test_qos_text_says_when_this_machine_differs():
     assert "about as much through" in said                   # 16kb ~ 128kb
 
 
+def test_qos_text_says_when_the_sender_offered_too_little_to_show_the_effect():
+    # a loaded machine: 4900 frames of 1000 B in 2 s = 19.6 Mbit/s offered, and 12 in one phase
+    ph = [Phase("kernel", 2, 4900, 1000, 2_400_000, 2400, {"packets": 2400, "drops": 2500}, 0, 10_000_000),
+          Phase("xdp", 2, 4900, 1000, 4_900_000, 4900, {"packets": 0, "drops": 0}, 0, 10_000_000,
+                {"flushed": 4900, "lost": 0}),
+          Phase("policed", 2, 3000, 1000, 3_000_000, 3000, {"packets": 0, "drops": 0}, 0, 10_000_000, None, "128kb")]
+    said = _fastslow(ph).explain().data
+    assert "`xdp`: 19.6 Mbit/s delivered of 19.6 offered" in said
+    assert "offered too little to show the effect in `policed`: 12.0 Mbit/s" in said
+    assert "`kernel`" not in said.split("too little")[1]            # 19.6 > 1.5 x 10 showed it
+    ph[2] = Phase("policed", 2, 4900, 1000, 2_400_000, 2400, {"packets": 0, "drops": 0}, 2500, 10_000_000, None, "128kb")
+    assert "too little" not in _fastslow(ph).explain().data
+
+
 def _cmp(batch, packet):
     return Comparison([Trial("af_xdp batch", batch, 0.5, 0.3, 2_000_000, 0),
                        Trial("af_packet", packet, 0.5, 0.5, 2_000_000, 1_000_000)], "6.18", 0, [1], 60)

@@ -72,6 +72,9 @@ def test_success_says_what_happened_new_link_then_swap(ip, topo, capsys):
     assert f"attached to {h1.outside} (root namespace) in generic mode, new link {link.id}" in out \
         or f"attached to {h1.outside} (lab host" in out, out
     assert "maps: hits" in out and "bound to `seen`" in out, out
+    # the dialect and why, once, in the card's line (no separate "xdplab: bcc dialect" line)
+    assert "xdplab: bcc dialect" not in out and out.count("no libbpf markers") == 1, out
+    assert "bound to `seen`; BCC dialect: no libbpf markers" in out, out
     assert cell(ip, f"--dev {h1.outside} --mode generic", body.replace("XDP_PASS", "XDP_DROP")) is None
     out = capsys.readouterr().out
     second = ip.user_ns["seen"]
@@ -81,6 +84,11 @@ def test_success_says_what_happened_new_link_then_swap(ip, topo, capsys):
     html = Card.of(second, "seen", second.links[0], "seen (id 1)")._repr_html_()
     assert "<code>seen()</code>" in html and "swapped into link" in html and "generic mode" in html
     assert cell(ip, "--no-attach --name quiet", "int q(struct xdp_md *ctx) { return XDP_PASS; }") is None
-    assert "loaded, not attached (--no-attach)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "loaded, not attached (--no-attach)" in out and "dialect:" in out, out
+    assert cell(ip, "--no-attach --dialect bcc --name forced", "int q(struct xdp_md *ctx) { return XDP_PASS; }") is None
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "bound to `forced`; BCC dialect: --dialect bcc" in out, out
+    ip.user_ns["forced"].close()
     ip.user_ns["quiet"].close()
     second.close()

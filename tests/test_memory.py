@@ -272,14 +272,16 @@ def test_devmap_broadcast_floods_every_port_but_ingress(topo_factory):
     hosts = [t["h1"], t["h2"], t["h3"]]
     frame = (Ether(dst="ff:ff:ff:ff:ff:ff", src=hosts[0].mac) / IP(src=hosts[0].ipv4, dst="255.255.255.255")
              / UDP(dport=9) / Raw(b"flood"))
+    import threading
     mine = lambda p: p.haslayer(Raw) and bytes(p[Raw].load) == b"flood"
     for peers, want in ((True, [0, 5, 5]), (False, [0, 0, 0])):
         with memory.Flood(hosts, peers=peers) as f:
-            sniffers = [h.sniffer(lfilter=mine) for h in hosts]
-            time.sleep(0.5)
+            ready = [threading.Event() for _ in hosts]
+            sniffers = [h.sniffer(lfilter=mine, started_callback=e.set) for h, e in zip(hosts, ready)]
+            assert all(e.wait(10) for e in ready)
             c0 = f.counters()["REDIRECT"]
             hosts[0].send(frame, count=5)
-            time.sleep(0.5)
+            time.sleep(1)
             got = [len(s.stop()) for s in sniffers]
             got[0] -= 5                       # h1's capture also shows the 5 it sent
             assert f.counters()["REDIRECT"] - c0 >= 5

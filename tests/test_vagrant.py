@@ -178,6 +178,11 @@ def test_vagrant_up_end_to_end(tmp_path):
             pytest.skip(f"{tool} is missing: ./lab test installs it through scripts/setup.sh")
     if os.geteuid() != 0:
         pytest.skip("needs root (libvirt qemu:///system, debootstrap)")
+    if os.environ.get("XDPLAB_TEST_VM") != "1":
+        # a box build takes ~35 min under TCG on 2 cores, then vagrant up boots it under TCG:
+        # with the rest of the suite that is past half of CI's 90 minutes (issue 17 is open)
+        pytest.skip("the VM end-to-end test builds a box (~35 min under TCG) and boots it: "
+                    "run it with XDPLAB_TEST_VM=1 ./lab test tests/test_vagrant.py")
     log = tmp_path / "e2e.log"
     times: dict[str, float] = {}
     t0 = time.monotonic()

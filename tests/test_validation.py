@@ -188,6 +188,38 @@ def test_bad_capture_option_loads_nothing():
     assert open_fds() == fds
 
 
+# --- func= names a function of the program -------------------------------------------------
+
+def _never(*a, **kw):
+    raise AssertionError("compiled/loaded although func= names no function of the source")
+
+
+def test_load_func_that_does_not_exist_is_a_usage_error_before_compiling(monkeypatch):
+    """xdplab.load(src, func="nosuch") ended in a VerifierError after a compile (BCC); the
+    same typed error as %%xdp --func, naming the functions that exist, for both dialects."""
+    from pathlib import Path
+    from xdplab.programs import libbpf
+    from xdplab.programs import safecompile
+    monkeypatch.setattr(safecompile, "precheck", _never)        # BCC's first compile step
+    monkeypatch.setattr(libbpf, "load_spec", _never)            # libbpf: compile + load
+    fds = open_fds()
+    with pytest.raises(UsageError) as e:
+        xdplab.load(PASS_PROG + "\nint other(struct xdp_md *ctx) { return XDP_DROP; }", func="nosuch")
+    assert "func='nosuch'" in short(e.value) and "xdp_pass, other" in e.value.hint
+    src = (Path(__file__).parent / "corpus" / "xdp_pass_drop_kern.c").read_text()
+    with pytest.raises(UsageError) as e:
+        xdplab.Program(src, func="nosuch", origin="xdp_pass_drop_kern.c").load()
+    assert "func='nosuch'" in short(e.value) and "xdp_pass_drop_kern.c" in str(e.value)
+    assert "xdp_pass_func" in e.value.hint and "xdp_drop_func" in e.value.hint
+    with pytest.raises(UsageError, match="not a C function name"):
+        xdplab.load(PASS_PROG, func="x; y")
+    assert open_fds() == fds
+    monkeypatch.undo()
+    prog = xdplab.load(src, func="xdp_drop_func")               # an existing one still loads
+    assert prog.name == "xdp_drop_func"
+    prog.close()
+
+
 # --- %%xdp options ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

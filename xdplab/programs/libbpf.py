@@ -1155,6 +1155,16 @@ class _Loader:
     """How Program.load() and Program.entry reach this module (no import back)."""
     load = staticmethod(load_spec)
     entry = staticmethod(entry_name)
+    source_order = staticmethod(_source_order)
+
+    @staticmethod
+    def program_names(spec) -> list:
+        """(function, section) of every program of the object ``spec.elf``."""
+        obj = Object(bytes(spec.elf), "probe")
+        try:
+            return obj.program_names()
+        finally:
+            obj.close()
 
 
 DIALECT_LOADERS["libbpf"] = DIALECT_LOADERS["elf"] = _Loader

@@ -34,6 +34,7 @@ from .live import LivePlot
 from .maps import Counters, Maps
 from .prog_run import run as _run
 from .explain import no_entry_error
+from ..errors import UsageError
 
 ACTIONS = kernel.ACTIONS          # enum xdp_action (kernel.abi)
 MODES = {"native": "native", "drv": "native", "driver": "native",
@@ -133,6 +134,35 @@ class Program:
                    else entry_pattern(ctx_types(self.source, self.cflags)))
         return [m["name"] for m in pattern.finditer(self.source) if not m["static"]]
 
+    def check_func(self, found=None) -> None:
+        """``func`` must name a function (or, libbpf, a program/section) of the source or
+        object: a ``UsageError`` listing those that exist, before anything is compiled or
+        loaded (not a verifier error from the load)."""
+        func = self.func
+        if not func:
+            return
+        found = found or self.detected()
+        if not isinstance(func, str) or not re.fullmatch(r"[A-Za-z_][\w.]*(?:/[\w.]+)*", func):
+            raise UsageError(f"func={func!r} is not a C function name",
+                             hint="pass the name of the program's function, e.g. func=\"xdp_prog\"")
+        if found.dialect == "elf":
+            names = DIALECT_LOADERS["elf"].program_names(self)
+            if any(func in (n, sec) for n, sec in names):
+                return
+            listed = [f"{n} ({sec})" for n, sec in names]
+        else:
+            if re.search(rf"\b{re.escape(func)}\s*\(", self.source) or \
+                    (found.dialect == "libbpf" and re.search(rf'\bSEC\s*\(\s*"{re.escape(func)}"', self.source)):
+                return
+            if found.dialect == "libbpf":
+                listed = DIALECT_LOADERS["libbpf"].source_order(self.source)
+            else:
+                listed = self.xdp_functions()
+        what = "TC" if self.hook == "tc" else "XDP"
+        raise UsageError(f"func={func!r}: {self.origin} has no function {func!r}",
+                         hint=f"{what} functions in {self.origin}: {', '.join(listed)}" if listed
+                         else f"{self.origin} defines no {what} function to load")
+
     @property
     def entry(self) -> str:
         if self.func:
@@ -192,6 +222,7 @@ class Program:
         ``XDPProgram``, or for ``hook="tc"`` a ``tc.TCProgram``. libbpf-style C and
         compiled objects load through libbpf instead (``xdplab.libbpf``)."""
         found = self.detected()
+        self.check_func(found)                 # a typed error before compiling (not the verifier's)
         if found.dialect != "bcc":
             return DIALECT_LOADERS[found.dialect].load(self, found)
         if self.globals:

@@ -120,6 +120,9 @@ PHASES = {
 }
 
 
+SHOWS_EFFECT = 1.5     # offered / rate above which shaping and policing must show
+
+
 @dataclass
 class Phase:
     """What one phase of the experiment measured."""
@@ -308,6 +311,14 @@ class FastSlow:
             elif p.phase == "policed":
                 line += f"; the policer dropped {p.xdp_drops:,}"
             out.append(line + ".")
+        low = [p for p in self.phases if p.offered_mbps <= SHOWS_EFFECT * rate]
+        if low:
+            out.append(f"\nThe sender offered too little to show the effect in "
+                       f"{', '.join(f'`{p.phase}`' for p in low)}: "
+                       f"{', '.join(f'{p.offered_mbps:.1f}' for p in low)} Mbit/s, not clearly more than "
+                       f"the {rate:g} Mbit/s rate ({SHOWS_EFFECT:g}×), so tbf and the policer had little "
+                       "or nothing to hold back there (the check asserts shaping and policing only where "
+                       "the sender offered more). Re-run on a quieter machine to see them.")
         want = parse_rate(self.offered) / 1e6
         if self.phases and min(p.offered_mbps for p in self.phases) < 0.8 * want:
             out.append(f"\nThis machine differs: the sender offered less than {want:g} Mbit/s "

@@ -56,13 +56,14 @@ class Card:
     link_id: int | None = None
     swapped_from: str | None = None      # "talk (id 12)" when the link existed
     extras: list[str] = field(default_factory=list)
+    why: str = ""                        # why this dialect ("SEC(...) on line 4", "--dialect bcc")
 
     @classmethod
-    def of(cls, prog, var: str, link=None, swapped_from=None, extras=()) -> "Card":
+    def of(cls, prog, var: str, link=None, swapped_from=None, extras=(), why: str = "") -> "Card":
         insns, verified = verified_insns(prog.fd)
         c = cls(name=var, func=prog.name, prog_id=prog.id, dialect=dialect_of(prog), insns=insns,
                 verified=verified, maps=[m for m in prog.maps if not m.startswith("xdplab_")],
-                swapped_from=swapped_from, extras=list(extras))
+                swapped_from=swapped_from, extras=list(extras), why=why)
         if link is not None:
             c.ifname, c.mode, c.link_id = link.ifname, link.mode, link.id
             c.where = host_of(link.ifname)
@@ -82,8 +83,9 @@ class Card:
     def __repr__(self) -> str:
         maps = ", ".join(self.maps) or "none"
         extra = "".join(f"; {e}" for e in self.extras)
+        why = f"; {self.dialect} dialect: {self.why}" if self.why else ""
         return (f"✔ {self.dialect} {self.func}() id {self.prog_id}: {self._verified()}; "
-                f"{self._attached()}; maps: {maps}{extra}; bound to `{self.name}`")
+                f"{self._attached()}; maps: {maps}{extra}; bound to `{self.name}`{why}")
 
     def _repr_html_(self) -> str:
         maps = ", ".join(f"<code>{escape(m)}</code>" for m in self.maps) or "none"
@@ -93,4 +95,6 @@ class Card:
                 f"<b style='color:#2e7d32'>✔</b> <b>{escape(self.dialect)}</b> "
                 f"<code>{escape(self.func)}()</code> id {self.prog_id} &middot; {escape(self._verified())}"
                 f" &middot; {escape(self._attached())} &middot; maps: {maps}{extra}"
-                f" &middot; bound to <code>{escape(self.name)}</code></div>")
+                f" &middot; bound to <code>{escape(self.name)}</code>"
+                + (f" &middot; {escape(self.dialect)} dialect: {escape(self.why)}" if self.why else "")
+                + "</div>")

@@ -99,8 +99,8 @@ class XDPMagics(Magics):
         spec = Program(cell, func=args.func, count=args.count, origin="cell", capture=args.capture,
                        header_lines=(f"%%xdp {line}",), dialect=args.dialect,
                        cflags=args.cflags, include_dirs=tuple(args.include_dirs))
-        found = spec.detected()                # say which compiler/loader, and why
-        print(f"xdplab: {found.dialect} dialect ({found.reason})")
+        found = spec.detected()                # which compiler/loader, and why: said in the card
+        why = f"--dialect {args.dialect}" if args.dialect and found.reason == "explicit" else found.reason
         check_func(spec)
         name = args.name or spec.entry
         ns = self.shell.user_ns
@@ -123,7 +123,7 @@ class XDPMagics(Magics):
                 raise
         ns[name] = prog
         display(Card.of(prog, name, link if args.attach else None,
-                        links_before.get(link.id) if args.attach else None))
+                        links_before.get(link.id) if args.attach else None, why=why))
         if isinstance(old, XDPProgram) and old is not prog and not old.links:
             old.close()           # its link (if any) now holds the new program
         if args.printk:
