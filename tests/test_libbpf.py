@@ -322,7 +322,7 @@ def test_bad_input_gets_typed_errors_and_creates_nothing():
         xdplab.load(src, dialect="ebpf")
     with pytest.raises(NotSupported, match="capture"):
         xdplab.load(src, origin="g.c", capture=True)
-    with pytest.raises(UsageError, match="no program 'nope'"):
+    with pytest.raises(UsageError, match="has no function 'nope'"):
         xdplab.load(src, origin="g.c", func="nope")
     prog = xdplab.load(src, origin="g.c")
     with pytest.raises(MapKeyError):
