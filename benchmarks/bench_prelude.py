@@ -17,8 +17,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from xdplab import paths
+
 ROOT = Path(__file__).resolve().parent.parent
-INC = ROOT / "bpf" / "include"
+INC = paths.INCLUDE_DIR                      # the package data (xdplab/bpf/include)
 LAB_PROG = "int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }\n"
 CORPUS = ROOT / "tests" / "corpus_bcc" / "xdp_drop_count.c"
 EXAMPLE_FLAGS = ["-w", "-DRETURNCODE=XDP_DROP", "-DCTXTYPE=xdp_md", '-DMAPTYPE="percpu_array"']

@@ -261,7 +261,7 @@ def test_receiver_comparison_waits_for_a_late_sender(topo, monkeypatch):
         assert t.received > 0 and t.seconds < 0.2 + 0.6, t   # the wait is not in the window
         if t.receiver in receive_paths.AF_XDP:
             assert t.offered == t.received + t.drops + t.queued, t
-    assert _kernel.xdp_state(topo["h1"].outside) == {}
+    assert kernel.xdp_state(topo["h1"].outside) == {}
 
 
 def test_receiver_comparison_accounts_for_every_frame(topo):

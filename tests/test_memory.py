@@ -317,7 +317,7 @@ def test_bad_arguments_are_refused_before_anything_is_created(topo):
         memory.Tap(h1.outside)
     with pytest.raises(UsageError, match="mtu='big'"):
         memory.set_mtu(h1, "big")
-    assert not _kernel.xdp_state(h1.outside)
+    assert not kernel.xdp_state(h1.outside)
     tap = memory.Tap(f"xt{__import__('os').getpid() % 100}-t2")
     tap.close()
     with pytest.raises(xdplab.ClosedError):

@@ -164,8 +164,8 @@ def test_down_all_removes_only_what_dead_processes_left():
         inst.mkdir(exist_ok=True)
         pins = procstate.BPFFS / f"{procstate.PIN_PREFIX}{stamp}-t"
         pins.mkdir(exist_ok=True)
-        fd = _kernel.map_create(2, 4, 4, 1, name="residue")          # BPF_MAP_TYPE_ARRAY
-        _kernel.obj_pin(fd, str(pins / "m"))
+        fd = kernel.map_create(2, 4, 4, 1, name="residue")          # BPF_MAP_TYPE_ARRAY
+        kernel.obj_pin(fd, str(pins / "m"))
         os.close(fd)
         srv = procstate.SERVER_DIRS / f"server-test{who}"
         srv.mkdir(parents=True, exist_ok=True)

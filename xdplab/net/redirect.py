@@ -374,7 +374,7 @@ def delivered(host) -> int:
     return kernel.run_in_netns(host.netns, kernel.link_stats, host.inside).get("rx_packets", 0)
 
 
-def peer_program_effect(host, *, keep: bool = False) -> "FeatureTable":
+def peer_program_effect(host, *, keep: bool = False) -> "drivers.FeatureTable":
     """Show the veth rule on a lab host: the root-side end's ``ndo-xmit`` flag (can it be a
     redirect target?) without, then with, an XDP program on its peer inside the netns.
     The peer program is removed again unless ``keep``."""

@@ -28,7 +28,6 @@ from . import typedmaps
 from .libbpf import enable_stats
 from .prog_run import run
 from .libbpf import Stats, prog_stats
-from .libbpf import prog_stats
 from html import escape
 
 INFO_SIZE = 256

@@ -151,7 +151,8 @@ class Program:
                 return
             listed = [f"{n} ({sec})" for n, sec in names]
         else:
-            if re.search(rf"\b{re.escape(func)}\s*\(", self.source) or \
+            # any mention: a function may be defined through a macro (XDP_FN(name) { ... })
+            if re.search(rf"\b{re.escape(func)}\b", self.source) or \
                     (found.dialect == "libbpf" and re.search(rf'\bSEC\s*\(\s*"{re.escape(func)}"', self.source)):
                 return
             if found.dialect == "libbpf":

@@ -12,8 +12,8 @@ from ..kernel import procstate
 from ..net import labstate
 from ..net.topology import DEFAULT_PREFIX, Topology, remove_all
 from . import doctor, room  # noqa: F401  (room records graded reports in a workshop)
-from .workspace import main
-from ..tools.bench import main
+from . import workspace
+from ..tools import bench
 from ..tools.bench import add_arguments as bench_arguments
 
 
@@ -59,7 +59,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_reset(args) -> int:
-    return main(args.labs)
+    return workspace.main(args.labs)
 
 
 def cmd_matrix(args) -> int:
@@ -67,7 +67,7 @@ def cmd_matrix(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    return main(args)
+    return bench.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
