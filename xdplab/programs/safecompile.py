@@ -17,6 +17,7 @@ second compile only once.
 """
 from __future__ import annotations
 
+import faulthandler
 import hashlib
 import os
 import signal
@@ -121,6 +122,7 @@ def _child(text: bytes, cflags, out_fd: int) -> None:
         except ValueError:
             pass
         warnings.simplefilter("ignore")
+        faulthandler.disable()     # an LLVM abort is the answer here, not a crash to report
         from bcc import BPF
         try:
             BPF(text=text, cflags=list(cflags))
