@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import paths
 from ..errors import UsageError, XDPLabError
 from ..programs import program
 from ..net import traffic
@@ -51,8 +52,7 @@ from ..net.traffic import Generator
 from .drops import DropDetector
 from ..net import redirect
 
-ROOT = Path(__file__).resolve().parent.parent
-BPF = ROOT / "bpf"
+BPF = paths.LAB_BPF or paths.PACKAGE_BPF     # the checkout's bpf/ (solutions, programs labs provide)
 
 #: CoNEXT 2018 (Høiland-Jørgensen et al., "The eXpress Data Path"), one core, mlx5
 #: (ConnectX-5, 100 Gbit/s), 64 B frames, Xeon E5-1650 v4. Another machine, another NIC.

@@ -54,7 +54,7 @@ import tomllib
 from firstuseauthenticator import FirstUseAuthenticator
 import asyncio
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]        # the directory that holds the xdplab package
 DEFAULT_ROOM = Path(os.environ.get("XDPLAB_ROOM_DIR", "/var/lib/xdplab/workshop"))
 CHP_PREFIX = Path(os.environ.get("XDPLAB_CHP_PREFIX", "/opt/xdplab-chp"))
 CHP = CHP_PREFIX / "node_modules" / ".bin" / "configurable-http-proxy"
