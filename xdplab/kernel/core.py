@@ -495,6 +495,30 @@ def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> b
 XDP_PASS_INSNS = insn(0xb7, 0, 0, 0, 2) + insn(0x95)        # r0 = XDP_PASS; exit
 
 
+def count_frame_insns(map_fd: int) -> list[bytes]:
+    """15 instructions that add this frame to a {u64 packets, bytes} record: with ctx in r6
+    and the u32 key at r10 - 4, look the key up in ``map_fd`` and add 1 packet and
+    data_end - data bytes. A failed lookup jumps to the instruction right after the run.
+    Clobbers r0-r3 (r6 and r7 are kept)."""
+    return [
+        insn(0xbf, 2, 10),                     # r2 = r10
+        insn(0x07, 2, 0, 0, -4),               # r2 += -4 (&key)
+        insn(0x18, 1, 1, 0, map_fd),           # r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
+        insn(0x00),
+        insn(0x85, 0, 0, 0, 1),                # call bpf_map_lookup_elem
+        insn(0x15, 0, 0, 9, 0),                # if r0 == 0 goto past the run
+        insn(0x79, 1, 0, 0),                   # r1 = rec->packets
+        insn(0x07, 1, 0, 0, 1),                # r1 += 1
+        insn(0x7b, 0, 1, 0),                   # rec->packets = r1
+        insn(0x61, 2, 6, 4),                   # r2 = ctx->data_end
+        insn(0x61, 3, 6, 0),                   # r3 = ctx->data
+        insn(0x1f, 2, 3),                      # r2 -= r3
+        insn(0x79, 1, 0, 8),                   # r1 = rec->bytes
+        insn(0x0f, 1, 2),                      # r1 += r2
+        insn(0x7b, 0, 1, 8),                   # rec->bytes = r1
+    ]
+
+
 def prog_load_xdp(insns: bytes, name: str = "", expected_attach_type: int = 0) -> int:
     """BPF_PROG_LOAD of raw XDP instructions (no compiler: for tiny fixed programs).
     Returns the prog fd; the verifier log is in the error on failure."""

@@ -243,21 +243,7 @@ def _pass_counting(map_fd: int) -> bytes:
     return b"".join([
         _insn(0xbf, 6, 1),                     # r6 = ctx
         _insn(0x62, 10, 0, -4, 0),             # *(u32 *)(r10 - 4) = 0   (key)
-        _insn(0xbf, 2, 10),                    # r2 = r10
-        _insn(0x07, 2, 0, 0, -4),              # r2 += -4
-        _insn(0x18, 1, 1, 0, map_fd),          # r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
-        _insn(0x00),
-        _insn(0x85, 0, 0, 0, 1),               # call bpf_map_lookup_elem
-        _insn(0x15, 0, 0, 9, 0),               # if r0 == 0 goto exit
-        _insn(0x79, 1, 0, 0),                  # r1 = value->packets
-        _insn(0x07, 1, 0, 0, 1),               # r1 += 1
-        _insn(0x7b, 0, 1, 0),                  # value->packets = r1
-        _insn(0x61, 2, 6, 4),                  # r2 = ctx->data_end
-        _insn(0x61, 3, 6, 0),                  # r3 = ctx->data
-        _insn(0x1f, 2, 3),                     # r2 -= r3
-        _insn(0x79, 1, 0, 8),                  # r1 = value->bytes
-        _insn(0x0f, 1, 2),                     # r1 += r2
-        _insn(0x7b, 0, 1, 8),                  # value->bytes = r1
+        *kernel.count_frame_insns(map_fd),     # add the frame to {packets, bytes}
         _insn(0xb7, 0, 0, 0, 2),               # r0 = XDP_PASS
         _insn(0x95),                           # exit
     ])

@@ -638,40 +638,22 @@ prog_stats = kernel.prog_stats            # run_cnt, run_time_ns, ... (OBJ_GET_I
 
 # --- counters for an object without source: a bpf-to-bpf call wrapper -------------------
 
-def _insn(code, dst=0, src=0, off=0, imm=0) -> bytes:
-    return struct.pack("=BBhi", code, dst | (src << 4), off, imm)
-
-
 def wrapper_insns(map_fd: int) -> bytes:
     """A program that calls the instructions appended after it (BPF_PSEUDO_CALL: the
     user's program becomes a subprogram with a stack frame of its own), then counts the
     action it returned in ``map_fd`` (per-CPU array of {packets, bytes}) and returns it.
     A tail call in the user's program returns here too (the callee replaces the frame)."""
     w = [
-        _insn(0xbf, 6, 1),                # r6 = r1 (ctx, callee-saved across the call)
-        _insn(0x85, 0, 1, 0, 22),         # call the user's program (pc + 1 + 22 = insn 24)
-        _insn(0xbf, 7, 0),                # r7 = r0 (the action)
-        _insn(0xbf, 1, 7),                # r1 = r7
-        _insn(0xa5, 1, 0, 1, 5),          # if r1 < 5 goto +1
-        _insn(0xb7, 1, 0, 0, 0),          # r1 = 0 (unknown actions count as ABORTED)
-        _insn(0x63, 10, 1, -4),           # *(u32 *)(r10 - 4) = r1
-        _insn(0xbf, 2, 10),               # r2 = r10
-        _insn(0x07, 2, 0, 0, -4),         # r2 += -4
-        _insn(0x18, 1, 1, 0, map_fd),     # r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
-        _insn(0x00),
-        _insn(0x85, 0, 0, 0, 1),          # call bpf_map_lookup_elem
-        _insn(0x15, 0, 0, 9, 0),          # if r0 == 0 goto out
-        _insn(0x79, 1, 0, 0),             # r1 = rec->packets
-        _insn(0x07, 1, 0, 0, 1),          # r1 += 1
-        _insn(0x7b, 0, 1, 0),             # rec->packets = r1
-        _insn(0x61, 2, 6, 4),             # r2 = ctx->data_end
-        _insn(0x61, 3, 6, 0),             # r3 = ctx->data
-        _insn(0x1f, 2, 3),                # r2 -= r3
-        _insn(0x79, 1, 0, 8),             # r1 = rec->bytes
-        _insn(0x0f, 1, 2),                # r1 += r2
-        _insn(0x7b, 0, 1, 8),             # rec->bytes = r1
-        _insn(0xbf, 0, 7),                # out: r0 = r7
-        _insn(0x95),                      # exit
+        kernel.insn(0xbf, 6, 1),                # r6 = r1 (ctx, callee-saved across the call)
+        kernel.insn(0x85, 0, 1, 0, 22),         # call the user's program (pc + 1 + 22 = insn 24)
+        kernel.insn(0xbf, 7, 0),                # r7 = r0 (the action)
+        kernel.insn(0xbf, 1, 7),                # r1 = r7
+        kernel.insn(0xa5, 1, 0, 1, 5),          # if r1 < 5 goto +1
+        kernel.insn(0xb7, 1, 0, 0, 0),          # r1 = 0 (unknown actions count as ABORTED)
+        kernel.insn(0x63, 10, 1, -4),           # *(u32 *)(r10 - 4) = r1
+        *kernel.count_frame_insns(map_fd),  # add the frame to the action's {packets, bytes}
+        kernel.insn(0xbf, 0, 7),                # out: r0 = r7
+        kernel.insn(0x95),                      # exit
     ]
     assert len(w) == 24
     return b"".join(w)
