@@ -91,7 +91,7 @@ struct xl_event {               /* flat: read in Python through _Event (ctypes) 
 };
 BPF_HASH(xl_stats, struct xl_key, struct xl_val, 4096);
 BPF_RINGBUF_OUTPUT(xl_events, 16);
-BPF_ARRAY(xl_lost, u64, 1);
+BPF_ARRAY(xl_lost, u64, 2);         /* [0] events with no room, [1] events submitted */
 
 static __always_inline void xl_record(void *ctx, struct xl_key *k, u32 drops, u32 sent, s32 map_index)
 {
@@ -122,6 +122,10 @@ static __always_inline void xl_record(void *ctx, struct xl_key *k, u32 drops, u3
     e->ts = now; e->k = *k; e->drops = drops; e->sent = sent; e->map_index = map_index;
     e->cpu = bpf_get_smp_processor_id();
     xl_events.ringbuf_submit(e, 0);
+    u32 one = 1;
+    u64 *sub = xl_lost.lookup(&one);
+    if (sub)
+        __sync_fetch_and_add(sub, 1);
 }
 """
 
@@ -332,7 +336,6 @@ class DropDetector(Closable):
         e = _ct.cast(data, _ct.POINTER(_Event)).contents
         k = e.k
         tp = self._names[k.tp] if k.tp < len(self._names) else str(k.tp)
-        self.received += 1
         self._events.append(ev := {
             "time": e.ts / 1e9, "tracepoint": tp, "ifname": ifname(k.ifindex),
             "action": kernel.action_name(k.act), "errno": errno_name(k.err),
@@ -343,6 +346,7 @@ class DropDetector(Closable):
         ev["program"] = _prog_name(k.prog_id, k.ifindex)     # now: the program that ran it
         ev["wall"] = time.time() - time.monotonic() + e.ts / 1e9   # ktime is CLOCK_MONOTONIC
         self._recent.append(ev)
+        self.received += 1                                  # last: wait() settles on it
 
     def stop(self) -> None:
         if self.bpf is None:
@@ -394,7 +398,10 @@ class DropDetector(Closable):
         """Loss events the ring buffer had no room for (the aggregate still counts them)."""
         if self.bpf is None:
             return 0
-        return sum(v.value for v in self.bpf["xl_lost"].values())
+        return self.bpf["xl_lost"][_ct.c_int(0)].value
+
+    def _submitted(self) -> int:
+        return self.bpf["xl_lost"][_ct.c_int(1)].value
 
     def events(self, clear: bool = False) -> list[dict]:
         """The individual loss events received so far (newest last)."""
@@ -405,13 +412,18 @@ class DropDetector(Closable):
 
     @needs_open
     def wait(self, timeout: float = 1.0, min_drops: int = 1) -> list[Loss]:
-        """Poll the kernel aggregate until ``min_drops`` frames are reported lost."""
+        """Poll the kernel aggregate until ``min_drops`` frames are reported lost, then until
+        every loss event the kernel streamed so far has reached ``events()`` and the widget."""
         end = time.monotonic() + timeout
         while True:
             rows = self.losses()
             if sum(r.drops for r in rows) >= min_drops or time.monotonic() >= end:
-                return rows
+                break
             time.sleep(0.02)
+        settle = time.monotonic() + 1.0      # the poll thread wakes at least every 100 ms
+        while self.received < self._submitted() and time.monotonic() < settle:
+            time.sleep(0.01)
+        return rows
 
     @needs_open
     def clear(self) -> None:
