@@ -37,7 +37,7 @@ def topo_factory():
         # share one; one that another pytest run holds is refused by up(): take the next
         for _ in range(90):
             n = next(_ids)
-            t = topology.Topology(hosts=hosts, prefix=f"{TEST_PREFIX}{os.getpid() % 100}{n}-",
+            t = topology.Topology(hosts=hosts, prefix=f"{TEST_PREFIX}{os.getpid() % 100:02d}{n}-",
                                   net=100 + n % 90, **kw)
             made.append(t)
             try:
@@ -73,7 +73,7 @@ def jupyter(tmp_path_factory):
     root = tmp_path_factory.mktemp("jupyter-root")     # working copies, as ./lab start makes them
     workspace.working_copies(dest=root)
     cmd, token = server.command(port=port, root=root)
-    env = dict(os.environ, XDPLAB_PREFIX=f"xj{os.getpid() % 100}-", XDPLAB_NET="196",
+    env = dict(os.environ, XDPLAB_PREFIX=f"xj{os.getpid() % 100:02d}-", XDPLAB_NET="196",
                PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     # a file, not a pipe: nobody reads a pipe while labs run, and a full one blocks JupyterLab
     log = root / "jupyterlab.log"
@@ -108,7 +108,7 @@ def _test_leftovers() -> dict:
     run started (a test that forgot its own topology built them), and any interface
     outside the lab that still has an XDP program attached."""
     import re
-    ours = re.compile(rf"x[a-z]+{os.getpid() % 100}")
+    ours = re.compile(rf"x[a-z]+{os.getpid() % 100:02d}")
     left = {k: [n for n in v if ours.match(n)] for k, v in topology.leftovers("x").items()}
     for k, names in topology.leftovers(topology.DEFAULT_PREFIX).items():
         left[k] += [n for n in names if n not in _lab_at_start.get(k, [])]

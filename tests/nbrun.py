@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def notebook_env(tag: int) -> dict:
-    prefix = f"xn{os.getpid() % 100}{tag}-"
+    prefix = f"xn{os.getpid() % 100:02d}{tag}-"
     return {"XDPLAB_PREFIX": prefix, "XDPLAB_NET": str(200 + tag % 50)}
 
 

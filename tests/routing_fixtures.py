@@ -19,7 +19,7 @@ def _factory():
 
     def make(hosts=("h1", "h2", "h3")):
         n = next(_ids)
-        t = RouterTopology(hosts=hosts, prefix=f"xt{os.getpid() % 100}r{n}-", net=30 + n % 60)
+        t = RouterTopology(hosts=hosts, prefix=f"xt{os.getpid() % 100:02d}r{n}-", net=30 + n % 60)
         made.append(t)
         return t.up()
     return make, made

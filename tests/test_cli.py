@@ -35,7 +35,7 @@ def test_doctor_exits_nonzero_on_a_failing_check():
 
 
 def test_up_status_down_cycle():
-    prefix = f"xc{os.getpid() % 100}-"
+    prefix = f"xc{os.getpid() % 100:02d}-"
     try:
         assert xdplab("up", prefix=prefix).returncode == 0
         st = xdplab("status", prefix=prefix)
@@ -73,7 +73,7 @@ def test_status_and_down_cover_every_topology_of_the_lab():
     import xdplab as xl
     from xdplab.net import redirect
     from xdplab.net.router_topology import RouterTopology
-    prefix = f"xc{os.getpid() % 100}-"
+    prefix = f"xc{os.getpid() % 100:02d}-"
     rt = RouterTopology(hosts=("h1", "h2"), prefix=f"{prefix}r", net=199)
     prog = None
     try:
@@ -110,7 +110,7 @@ def test_status_and_down_cover_every_topology_of_the_lab():
 
 
 def test_status_names_what_no_topology_recorded():
-    prefix = f"xc{os.getpid() % 100}-"
+    prefix = f"xc{os.getpid() % 100:02d}-"
     stray = topology.Topology(hosts=("zz",), prefix=prefix, net=197)
     try:
         stray.up()
@@ -140,7 +140,7 @@ def test_labs_that_leave_a_topology_up_say_so_in_their_last_cell():
 
 def test_doctor_names_the_other_topologies_that_are_up():
     from xdplab.net.router_topology import RouterTopology
-    prefix = f"xc{os.getpid() % 100}-"
+    prefix = f"xc{os.getpid() % 100:02d}-"
     rt = RouterTopology(hosts=("h1",), prefix=f"{prefix}r", net=199)
     try:
         rt.up()

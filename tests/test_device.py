@@ -26,7 +26,7 @@ def router_factory():
     def make(hosts=("h1", "h2", "h3")):
         n = next(_ids)
         for net in range(30, 90):
-            t = RouterTopology(hosts=hosts, prefix=f"xt{os.getpid() % 100}d{n}-", net=net)
+            t = RouterTopology(hosts=hosts, prefix=f"xt{os.getpid() % 100:02d}d{n}-", net=net)
             made.append(t)
             try:
                 return t.up()

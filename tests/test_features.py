@@ -57,7 +57,7 @@ def test_ndo_xmit_follows_the_peer_program(topo):
 
 
 def test_tun_and_tap():
-    tag = f"xt{os.getpid() % 100}"
+    tag = f"xt{os.getpid() % 100:02d}"
     with drivers.tuntap(f"{tag}-tap", "tap") as tap, drivers.tuntap(f"{tag}-tun", "tun") as tun:
         ftap, ftun = drivers.query(tap), drivers.query(tun)
         assert ftap.driver == ftun.driver == "tun" and ftap.kind == "tun"

@@ -252,7 +252,7 @@ def test_device_bound_program_attaches_only_to_its_device(topo):
 
 
 def test_driver_without_kfuncs_returns_eopnotsupp():
-    name = f"xt{__import__('os').getpid() % 100}-tap"
+    name = f"xt{__import__('os').getpid() % 100:02d}-tap"
     with memory.Tap(name) as tap:
         prog = memory.rx_hints_program(tap.name)
         prog.attach(tap.name)
@@ -318,7 +318,7 @@ def test_bad_arguments_are_refused_before_anything_is_created(topo):
     with pytest.raises(UsageError, match="mtu='big'"):
         memory.set_mtu(h1, "big")
     assert not kernel.xdp_state(h1.outside)
-    tap = memory.Tap(f"xt{__import__('os').getpid() % 100}-t2")
+    tap = memory.Tap(f"xt{__import__('os').getpid() % 100:02d}-t2")
     tap.close()
     with pytest.raises(xdplab.ClosedError):
         tap.send(b"\0" * 60)

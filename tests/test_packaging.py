@@ -107,7 +107,7 @@ from xdplab.net.topology import Topology
 t = None
 for net in range(180, 190):                 # a test subnet no live topology holds
     try:
-        t = Topology(prefix=f"xp{os.getpid() % 1000}-", net=net).up()
+        t = Topology(prefix=f"xp{os.getpid() % 100:02d}k-", net=net).up()
         break
     except xdplab.TopologyError as e:
         if "already in use" not in str(e):

@@ -58,7 +58,7 @@ def test_send_delivers_scapy_frames_to_the_root_side(topo):
 
 
 def test_down_after_the_creating_process_was_killed(tmp_path):
-    prefix = f"xk{os.getpid() % 100}-"
+    prefix = f"xk{os.getpid() % 100:02d}-"
     code = ("import os, signal, xdplab.net.topology as t\n"
             f"t.Topology(prefix={prefix!r}, net=199).up()\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n")
@@ -70,7 +70,7 @@ def test_down_after_the_creating_process_was_killed(tmp_path):
 
 
 def test_remove_all_clears_a_half_built_topology():
-    prefix = f"xh{os.getpid() % 100}-"
+    prefix = f"xh{os.getpid() % 100:02d}-"
     from pyroute2 import netns
     netns.create(f"{prefix}h1")                      # as if up() died right after this
     assert topology.leftovers(prefix)["netns"] == [f"{prefix}h1"]

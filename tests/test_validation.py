@@ -32,7 +32,7 @@ def open_fds() -> int:
 
 # --- topology ------------------------------------------------------------------------------
 
-PFX = f"xv{os.getpid() % 100}"
+PFX = f"xv{os.getpid() % 100:02d}"
 
 
 @pytest.mark.parametrize("kw,named", [

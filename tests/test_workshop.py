@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not workshop.CHP.exists() or workshop.LabSpawner
 
 N = 3
 NAMES = [f"attendee{i}" for i in range(1, N + 1)]
-PREFIX_BASE = f"xw{os.getpid() % 100}"
+PREFIX_BASE = f"xw{os.getpid() % 100:02d}"
 NET_BASE = 90                      # nets 90..93 (instructor 90): no test, notebook or bench uses them
 
 
