@@ -10,7 +10,13 @@ import xdplab
 from xdplab import kernel
 from xdplab.programs.capture import Capture, cbpf, cbpf_to_c
 
+from pathlib import Path
+
+from xdplab.programs.program import Program
+
 from .helpers import ipv4_program
+
+CORPUS = Path(__file__).parent / "corpus"
 
 REWRITE = ipv4_program("ttl_one", """\
     if (ip->protocol != IPPROTO_UDP)
@@ -115,3 +121,139 @@ def test_table_tells_packets_apart_and_is_never_cut():
     html = wide_table([{"entry": a, "exit": b, "why": reason}], columns=["entry", "exit", "why"])._repr_html_()
     assert "echo-request id=7 seq=3" in html and "echo-reply id=7 seq=3" in html
     assert reason.strip() in html and "..." not in html
+
+
+# --- libbpf-style source and compiled objects: the same capture, spliced in front -----------
+
+LIBBPF_REWRITE = r"""#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+SEC("xdp")
+int ttl_one(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+        return XDP_PASS;
+    if (ip->protocol != IPPROTO_UDP)
+        return XDP_PASS;
+    bpf_printk("ttl %d", ip->ttl);
+    ip->ttl = 1;
+    return XDP_DROP;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_libbpf_source_entry_exit_counts_pcap_and_printk(topo, tmp_path):
+    """The BCC test above, for libbpf-style C: same API, same samples, same pcap; the
+    counters, printk in the cell and prog.run() keep working with capture on."""
+    h = topo["h1"]
+    prog = xdplab.load(LIBBPF_REWRITE, capture=Capture(filter="udp and dst port 9", snaplen=96))
+    assert prog.dialect.dialect == "libbpf"
+    prog.attach(h.outside)
+    cap = prog.capture()
+    lines = prog.printk()
+    _udp(h, 5)
+    assert h.ping(h.gw4, count=2) == 2                  # seen, not matched by the filter
+    cap.flush()
+    s = cap.stats()
+    assert s["matched"] == 5 and s["seen"] >= 7
+    assert s["samples"] == 10 and s["captured"] + s["lost"] == s["samples"] and s["lost"] == 0
+    pairs = cap.pairs()
+    assert len(pairs) == 5 and all(p["action"] == "DROP" for p in pairs)
+    for p in pairs:
+        before, after = Ether(p["entry"]), Ether(p["exit"])
+        assert before[IP].ttl == 64 and after[IP].ttl == 1       # the bytes after the program
+        assert len(p["entry"]) == 96 and p["len_in"] == p["len_out"] > 96
+        assert p["ifindex"] == kernel.ifindex(h.outside)
+    df = cap.table()
+    assert list(df.action) == ["DROP"] * 5 and df.modified.all()
+    path = cap.write_pcap(tmp_path / "x.pcap")
+    r = subprocess.run(["tcpdump", "-nr", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 10, r.stderr
+    assert "ttl 1" in subprocess.run(["tcpdump", "-vnr", str(path)], capture_output=True, text=True).stdout
+    assert len(cap.packets("exit")) == 5
+    c = prog.counters()
+    assert c["DROP"] == 5 and c["PASS"] >= 2             # the counting wrapper runs inside
+    assert lines.wait(5) == ["ttl 64"] * 5               # printk in the cell, tagged
+    assert prog.run(IP(dst="10.0.0.1") / UDP(dport=9)).action == "XDP_DROP"
+    cap.flush()
+    assert cap.stats()["samples"] == 12                  # prog.run() goes through the capture too
+    prog.close()
+    assert cap.closed and cap.stats()["captured"] == 12  # what it recorded stays readable
+    assert kernel.xdp_state(h.outside) == {}
+
+
+def test_libbpf_lost_samples_are_counted():
+    """libbpf's perf buffer, one page, flooded: captured + lost = samples."""
+    prog = xdplab.load(LIBBPF_REWRITE.replace('bpf_printk("ttl %d", ip->ttl);', ""),
+                       capture=Capture(snaplen=128, pages=1))
+    cap = prog.capture()
+    frame = bytes(Ether() / IP() / UDP() / (b"q" * 100))
+    kernel.prog_test_run(prog.fd, frame, repeat=20000)
+    cap.flush()
+    s = cap.stats()
+    assert s["seen"] == 20000 and s["samples"] == 40000
+    assert s["lost"] > 0 and s["captured"] + s["lost"] == s["samples"]
+    prog.close()
+
+
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory):
+    """tests/corpus's Makefile-built objects (no source reaches xdplab)."""
+    out = tmp_path_factory.mktemp("obj")
+    subprocess.run(["make", "-s", "-C", str(CORPUS), f"OUT={out}"], check=True, capture_output=True)
+    return out
+
+
+def test_object_capture_sees_the_tail_called_programs_action(topo, objects, tmp_path):
+    """An object without source: the capture wrapper (which also counts) runs in front of
+    the object's relocated instructions; a tail call returns to it, so exit shows what the
+    tail-called program did."""
+    h = topo["h1"]
+    prog = Program.from_file(str(objects / "xdp_tailcall_kern.o"), capture="icmp").load()
+    assert prog.dialect.dialect == "elf" and prog.name == "xdp_entry"
+    prog.attach(h.outside)
+    cap = prog.capture()
+    assert h.ping(h.gw4, count=3, interval=0.05, timeout=0.3) == 0     # xdp_icmp drops them
+    _udp(h, 2)                                                         # passed, not captured
+    cap.flush()
+    s = cap.stats()
+    assert s["matched"] == 3 and s["samples"] == 6 and s["captured"] == 6 and s["seen"] >= 5
+    pairs = cap.pairs()
+    assert [p["action"] for p in pairs] == ["DROP"] * 3
+    assert all(Ether(p["entry"])[ICMP].type == 8 and p["entry"] == p["exit"] for p in pairs)
+    c = prog.counters()
+    assert c["DROP"] == 3 and c["PASS"] >= 2
+    path = cap.write_pcap(tmp_path / "o.pcap", point="entry")
+    r = subprocess.run(["tcpdump", "-nr", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.count("ICMP echo request") == 3, r.stdout + r.stderr
+    assert prog.run(IP(dst="10.0.0.1") / ICMP()).action == "XDP_DROP"
+    prog.close()
+    assert kernel.xdp_state(h.outside) == {}
+
+
+def test_capture_the_kernel_or_license_refuses_says_why(objects, tmp_path):
+    import shutil
+    # without .BTF.ext the kernel lets no subprogram tail-call: the wrapper is refused, loudly
+    stripped = tmp_path / "stripped.o"
+    shutil.copy(objects / "xdp_tailcall_kern.o", stripped)
+    subprocess.run(["llvm-objcopy", "--remove-section=.BTF.ext", str(stripped)], check=True)
+    before = set(kernel.prog_ids())
+    with pytest.raises(xdplab.VerifierError, match="capture wrapper.*tail_call is not allowed"):
+        Program.from_file(str(stripped), capture=True).load()
+    # a proprietary program: the wrapper's bpf_perf_event_output is GPL-only
+    src = LIBBPF_REWRITE.replace('bpf_printk("ttl %d", ip->ttl);', "").replace('"GPL"', '"Proprietary"')
+    with pytest.raises(xdplab.UsageError, match="not GPL-compatible"):
+        xdplab.load(src, capture=True)
+    with pytest.raises(xdplab.UsageError, match="snaplen"):
+        xdplab.load(src, capture={"snaplen": 0})                     # before anything is compiled
+    import gc
+    gc.collect()
+    assert set(kernel.prog_ids()) - before == set(), "a refused capture leaves no program behind"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import Closable, ClosedError, UsageError, XDPLabError, needs_open
+from .. import kernel
 from ..kernel.abi import ACTIONS
 from .maps import _exists
 from html import escape
@@ -238,6 +239,170 @@ def wrapper(spec, entry: str, inner: str) -> str:
             f"    return {ret};\n}}\n")
 
 
+# --- libbpf-style source and compiled objects: the same wrapper, spliced -----------------------
+#
+# A libbpf program's entry cannot be rewritten the BCC way for an object (there is no
+# source), and trampolines (fexit/freplace) are refused here. So the capture wrapper is
+# compiled on its own (clang, libbpf-style C) around a stub subprogram, libbpf relocates
+# it (map fds), and its final instructions are spliced in front of the user's program's
+# final instructions: the stub is cut off and the wrapper's bpf-to-bpf call then lands on
+# the user's program (``splice``). The same for a libbpf-style source (its counting
+# wrapper is compiled in) and for an object (the capture wrapper counts: XDPLAB_COUNT).
+
+_LIBBPF_DECLS = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+typedef __u64 u64;
+typedef __u32 u32;
+typedef __s32 s32;
+struct xdplab_cap_hdr {
+    u64 ts;
+    u32 ifindex;
+    u32 rxq;
+    u32 len;
+    u32 caplen;
+    s32 action;
+    u32 point;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+    __uint(key_size, sizeof(u32));
+    __uint(value_size, sizeof(u32));
+} xdplab_cap SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, u32);
+    __type(value, u64);
+} xdplab_cap_stats SEC(".maps");
+#ifdef XDPLAB_COUNT
+struct __xdplab_rec { u64 packets; u64 bytes; };
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 5);
+    __type(key, u32);
+    __type(value, struct __xdplab_rec);
+} xdplab_actions SEC(".maps");
+#endif
+
+static __always_inline void xdplab_cap_inc(u32 slot)
+{
+    u64 *v = bpf_map_lookup_elem(&xdplab_cap_stats, &slot);
+    if (v)
+        *v += 1;
+}
+
+static __always_inline void xdplab_cap_emit(struct xdp_md *ctx, u64 ts, u32 point, int action)
+{
+    struct xdplab_cap_hdr h = {};
+    u64 len = ctx->data_end - ctx->data;
+    u64 caplen = len < XDPLAB_SNAPLEN ? len : XDPLAB_SNAPLEN;
+    h.ts = ts;
+    h.ifindex = ctx->ingress_ifindex;
+    h.rxq = ctx->rx_queue_index;
+    h.len = len;
+    h.caplen = caplen;
+    h.action = action;
+    h.point = point;
+    if (bpf_perf_event_output(ctx, &xdplab_cap, BPF_F_CURRENT_CPU | (caplen << 32), &h, sizeof(h)) == 0)
+        xdplab_cap_inc(2);
+    else
+        xdplab_cap_inc(3);
+}
+
+/* cut off by splice(): the call lands on the user's program instead */
+static __attribute__((noinline)) int xdplab_cap_user(struct xdp_md *ctx)
+{
+    asm volatile("" ::: "memory");
+    return ctx->rx_queue_index & 3;
+}
+"""
+
+
+def libbpf_wrapper(spec, name: str, count: bool) -> str:
+    """libbpf-style C of the capture wrapper (``SEC("xdp") int name(ctx)``) around the
+    stub ``xdplab_cap_user``; ``count``: it also counts actions in ``xdplab_actions``."""
+    cap = Capture.of(spec.capture)
+    match = (cbpf_to_c(cbpf(cap.filter)) if cap.filter else
+             "static __always_inline u32 xdplab_cap_match(void *data, void *data_end) { return 1; }\n")
+    count_c = ("    { u32 key = (u32)act < 5 ? (u32)act : 0;\n"
+               "      struct __xdplab_rec *rec = bpf_map_lookup_elem(&xdplab_actions, &key);\n"
+               "      if (rec) { rec->packets++; rec->bytes += ctx->data_end - ctx->data; } }\n") if count else ""
+    emit_entry = "xdplab_cap_emit(ctx, ts, 0, -1);" if cap.entry else ""
+    emit_exit = "xdplab_cap_emit(ctx, ts, 1, act);" if cap.exit else ""
+    return (f"#define XDPLAB_SNAPLEN {int(cap.snaplen)}\n" + ("#define XDPLAB_COUNT 1\n" if count else "")
+            + _LIBBPF_DECLS + match
+            + '\nSEC("xdp")\n'
+            f"int {name}(struct xdp_md *ctx)\n{{\n"
+            "    u64 ts = bpf_ktime_get_ns();\n"
+            "    u32 hit = xdplab_cap_match((void *)(long)ctx->data, (void *)(long)ctx->data_end);\n"
+            "    xdplab_cap_inc(0);\n"
+            f"    if (hit) {{ xdplab_cap_inc(1); {emit_entry} }}\n"
+            "    int act = xdplab_cap_user(ctx);\n"
+            f"    if (hit) {{ {emit_exit} }}\n"
+            f"{count_c}"
+            "    return act;\n}\n"
+            'char _license[] SEC("license") = "GPL";\n')
+
+
+_PSEUDO_CALL = 1
+
+
+def splice(wrapper: bytes) -> bytes:
+    """The capture wrapper's final instructions without its stub subprogram (its last
+    function, the target of its only bpf-to-bpf call): the user's program's instructions
+    appended right after them become the call's target."""
+    n = len(wrapper) // 8
+    calls = []
+    for i in range(n):
+        code, regs = wrapper[8 * i], wrapper[8 * i + 1]
+        if code == 0x85 and (regs >> 4) == _PSEUDO_CALL:
+            imm = int.from_bytes(wrapper[8 * i + 4:8 * i + 8], "little", signed=True)
+            calls.append(i + 1 + imm)
+    if len(set(calls)) != 1 or not 0 < calls[0] < n:
+        raise XDPLabError(f"the capture wrapper has {len(set(calls))} subprogram calls, not one "
+                          "(an xdplab bug: the stub was inlined or duplicated)")
+    return wrapper[:8 * calls[0]]
+
+
+class _PerfBuffer:
+    """libbpf's perf buffer on a PERF_EVENT_ARRAY map fd (one ring per CPU)."""
+
+    _lib = None
+
+    def __init__(self, map_fd: int, pages: int, on_sample, on_lost):
+        L = self._libbpf()
+        self._sample = self._SAMPLE(lambda ctx, cpu, data, size: on_sample(cpu, data, size))
+        self._lost = self._LOST(lambda ctx, cpu, cnt: on_lost(cnt))
+        ct.set_errno(0)
+        self._pb = L.perf_buffer__new(map_fd, pages, self._sample, self._lost, None, None)
+        if not self._pb or L.libbpf_get_error(self._pb):
+            raise XDPLabError(f"libbpf could not open the capture's perf buffer: errno {ct.get_errno()}")
+
+    @classmethod
+    def _libbpf(cls):
+        if cls._lib is None:
+            L = ct.CDLL("libbpf.so.1", use_errno=True)
+            cls._SAMPLE = ct.CFUNCTYPE(None, ct.c_void_p, ct.c_int, ct.c_void_p, ct.c_uint32)
+            cls._LOST = ct.CFUNCTYPE(None, ct.c_void_p, ct.c_int, ct.c_uint64)
+            L.perf_buffer__new.restype = ct.c_void_p
+            L.perf_buffer__new.argtypes = [ct.c_int, ct.c_size_t, cls._SAMPLE, cls._LOST, ct.c_void_p, ct.c_void_p]
+            L.perf_buffer__poll.restype, L.perf_buffer__poll.argtypes = ct.c_int, [ct.c_void_p, ct.c_int]
+            L.perf_buffer__free.restype, L.perf_buffer__free.argtypes = None, [ct.c_void_p]
+            L.libbpf_get_error.restype, L.libbpf_get_error.argtypes = ct.c_long, [ct.c_void_p]
+            cls._lib = L
+        return cls._lib
+
+    def poll(self, timeout_ms: int) -> None:
+        if self._pb:
+            self._lib.perf_buffer__poll(self._pb, timeout_ms)
+
+    def free(self) -> None:
+        if self._pb:
+            self._lib.perf_buffer__free(self._pb)
+            self._pb = None
+
+
 # --- reading samples -------------------------------------------------------------------------
 
 class _Hdr(ct.Structure):
@@ -259,7 +424,10 @@ class Recorder(Closable):
     def __init__(self, prog, max_samples: int = 100000):
         if getattr(prog, "closed", False):
             prog._check_open("capture")
-        if "xdplab_cap" not in getattr(prog.bpf, "tables", {}) and not _has_table(prog.bpf, "xdplab_cap"):
+        # libbpf-loaded programs: the spliced capture wrapper's maps (perf array, stats)
+        self._maps = getattr(prog, "capture_maps", None)
+        if prog.bpf is None and self._maps is None or prog.bpf is not None and \
+                "xdplab_cap" not in getattr(prog.bpf, "tables", {}) and not _has_table(prog.bpf, "xdplab_cap"):
             raise XDPLabError(f"{prog.name} was not built for capture",
                               hint="load it with capture=True (xdplab.load(src, capture=True) or %%xdp --capture)")
         self.prog = prog
@@ -271,8 +439,12 @@ class Recorder(Closable):
         self._stop = threading.Event()
         self._base = self._kernel_stats()
         self._boot = time.time() - time.monotonic()
-        prog.bpf["xdplab_cap"].open_perf_buffer(self._on_sample, page_cnt=self.options.pages,
-                                                lost_cb=self._on_lost)
+        self._perf = None
+        if self._maps is not None:
+            self._perf = _PerfBuffer(self._maps[0], self.options.pages, self._on_sample, self._on_lost)
+        else:
+            prog.bpf["xdplab_cap"].open_perf_buffer(self._on_sample, page_cnt=self.options.pages,
+                                                    lost_cb=self._on_lost)
         self._thread = threading.Thread(target=self._poll, name="xdplab-capture", daemon=True)
         self._thread.start()
         prog.__dict__.setdefault("_readers", []).append(self)     # close() stops us first
@@ -280,7 +452,10 @@ class Recorder(Closable):
     def _poll(self):
         while not self._stop.is_set():
             try:
-                self.prog.bpf.perf_buffer_poll(100)
+                if self._perf is not None:
+                    self._perf.poll(100)
+                else:
+                    self.prog.bpf.perf_buffer_poll(100)
             except Exception:
                 if self._stop.is_set():
                     return
@@ -301,6 +476,13 @@ class Recorder(Closable):
         self.perf_lost += lost
 
     def _kernel_stats(self) -> list[int]:
+        if self._maps is not None:
+            n = kernel.possible_cpus()
+            out = []
+            for i in range(4):
+                raw = kernel.map_lookup(self._maps[1], i.to_bytes(4, "little"), 8 * n) or b""
+                out.append(sum(int.from_bytes(raw[o:o + 8], "little") for o in range(0, len(raw), 8)))
+            return out
         t = self.prog.bpf["xdplab_cap_stats"]
         return [sum(t[t.Key(i)]) for i in range(4)]
 
@@ -341,6 +523,8 @@ class Recorder(Closable):
             self._stop.set()
             self._thread.join(timeout=2)
             self._final_stats = self._stats_now()
+            if self._perf is not None and not self._thread.is_alive():
+                self._perf.free()
         return self
 
     close = stop

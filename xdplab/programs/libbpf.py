@@ -39,6 +39,7 @@ import mmap
 from html import escape
 from dataclasses import replace
 from . import typedmaps
+from . import capture
 from .explain import _verifier_message
 from .printk import PrintkStream
 from .printk import new_tag
@@ -720,6 +721,59 @@ def wrap_object_program(obj: "Object", name: str, frags: bool) -> tuple[int, int
     return fd, map_fd, ""
 
 
+def capture_object_program(prog, obj: "Object", name: str, spec, count: bool) -> None:
+    """Capture at entry/exit for a libbpf-loaded program (source or object, no
+    trampolines): capture.libbpf_wrapper's C, compiled and relocated by libbpf, spliced in
+    front of the program's final instructions (capture.splice), loaded as a new program
+    that ``prog`` then runs as (attach, run). ``count``: the wrapper also counts actions."""
+    L = lib()
+    p = next((p for p in obj._progs() if L.bpf_program__name(p).decode() == name), None)
+    n = L.bpf_program__insn_cnt(p) if p else 0
+    addr = L.bpf_program__insns(p) if p else None
+    if not n or not addr:
+        raise XDPLabError(f"cannot capture {name}: libbpf kept no instructions of the program")
+    orig_fd = L.bpf_program__fd(p)
+    if not prog_stats(orig_fd)["gpl_compatible"]:
+        raise UsageError(f"capture={spec.capture!r}: {name}'s license is not GPL-compatible",
+                         hint="the capture wrapper runs as part of the program and needs "
+                              "bpf_perf_event_output, a GPL-only helper: load it without capture=, "
+                              "or with a GPL-compatible license")
+    user = ctypes.string_at(addr, n * 8)
+    compiled, out, _ = dialects.compile_c(capture.libbpf_wrapper(spec, "xdplab_capture", count),
+                                          "xdplab_capture.c")
+    if compiled is None:
+        raise XDPLabError(f"the capture wrapper did not compile (an xdplab bug): {out}")
+    wobj = Object(compiled.elf, "xdplab_cap")
+    try:
+        try:
+            wobj.load()
+        except _LoadFailure as f:
+            raise XDPLabError(f"the capture wrapper did not load (an xdplab bug): {f.vlog or f.log}") from None
+        wp = next(wobj._progs())
+        head = capture.splice(ctypes.string_at(L.bpf_program__insns(wp), L.bpf_program__insn_cnt(wp) * 8))
+        funcs = _func_info(orig_fd) if obj.btf_fd >= 0 else []
+        shift = len(head) // 8
+        finfo = [(0, funcs[0][1])] + [(off + shift, tid) for off, tid in funcs] if funcs else []
+        fd, log = _prog_load_raw(head + user, name, True, BPF_F_XDP_HAS_FRAGS if prog.frags else 0,
+                                 obj.btf_fd, finfo)
+        if fd < 0:
+            raise VerifierError(f"the kernel refused {name} with the capture wrapper in front: "
+                                + _verifier_message(log), log=log,
+                                hint="load it without capture= (prog.run() and the drop detector still work)")
+    except BaseException:
+        wobj.close()
+        raise
+    refs = {r.name: r.fd for r in wobj.map_refs()}
+    prog._capture_obj = wobj
+    prog.capture_maps = (refs["xdplab_cap"], refs["xdplab_cap_stats"])
+    prog._fd = fd
+    prog._wrapper_fds = (fd,)
+    prog.id = kernel.prog_info(fd)["id"]
+    if count:
+        prog._counter_fd = refs["xdplab_actions"]
+        prog.counted = True
+
+
 # --- the loaded program ----------------------------------------------------------------
 
 #: why an object without source is counted the way it is (README, lab text)
@@ -865,9 +919,13 @@ class LibbpfProgram(XDPProgram):
             return
         self.detach()
         self._closed = True
+        for reader in getattr(self, "_readers", ()):
+            reader.stop()             # capture threads polling the capture wrapper's perf buffer
         self.maps.close()
         for fd in getattr(self, "_wrapper_fds", ()):
             os.close(fd)
+        if getattr(self, "_capture_obj", None) is not None:
+            self._capture_obj.close()
         if self._owner:
             for s in self._siblings:
                 s.close()
@@ -981,10 +1039,7 @@ def load_spec(spec, detected) -> LibbpfProgram:
     if getattr(spec, "hook", "xdp") != "xdp":
         raise NotSupported(f"hook={spec.hook!r} for {detected.dialect} programs", "",
                            "xdplab loads libbpf-style C and objects as XDP programs; TC programs: BCC dialect")
-    if getattr(spec, "capture", False):
-        raise NotSupported(f"capture at entry/exit for {detected.dialect} programs", "",
-                           "the capture wrapper is BCC-dialect C; use prog.run() on crafted packets, "
-                           "or xdplab.DropDetector, or load the program as BCC (dialect='bcc')")
+    capture.Capture.of(getattr(spec, "capture", False))   # bad options: UsageError, nothing built
     counted, wrap_warnings, warnings, source, printk_note = False, [], "", None, ""
     name = os.path.splitext(os.path.basename(spec.origin))[0] or "prog"
     if detected.dialect == "elf":
@@ -1037,7 +1092,13 @@ def load_spec(spec, detected) -> LibbpfProgram:
     prog.bound_to = bound                          # (ifindex, name) or None
     prog.printk_note = printk_note if detected.dialect != "elf" else (
         "an object without source has no printk tag: read /sys/kernel/tracing/trace_pipe")
-    if detected.dialect == "elf" and spec.count:
+    if getattr(spec, "capture", False):
+        try:           # an object is counted by the capture wrapper (no second wrapper)
+            capture_object_program(prog, obj, entry, spec, count=detected.dialect == "elf" and spec.count)
+        except BaseException:
+            prog.close()
+            raise
+    elif detected.dialect == "elf" and spec.count:
         fd, map_fd, why = wrap_object_program(obj, entry, prog.frags)
         if fd < 0:
             prog.wrap_warnings.append(f"no action counters: {why}")
