@@ -34,7 +34,8 @@ LAYERS = [
 #: what a function may import lazily: heavy or optional third-party packages (compilers,
 #: plotting, notebooks, dataframes), so that ``import xdplab`` stays light
 DEFERRABLE = {"bcc", "scapy", "pandas", "numpy", "bokeh", "jupyter_bokeh", "ipywidgets",
-              "IPython", "tqdm", "nbclient", "nbformat", "jupyterlab", "playwright", "pyroute2"}
+              "IPython", "tqdm", "nbclient", "nbformat", "jupyterlab", "playwright", "pyroute2",
+              "firstuseauthenticator", "jupyterhub", "tornado"}     # the workshop's (requirements-workshop.txt)
 #: third-party packages only the kernel layer may import (every netlink request goes through it)
 KERNEL_ONLY = {"pyroute2"}
 

@@ -29,9 +29,6 @@ from .workshop import released
 from ..errors import XDPLabError
 from .workshop import Room
 from .workshop import release
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
-from jupyterhub.utils import url_path_join
-from tornado import web
 import secrets
 import argparse
 import asyncio
@@ -196,6 +193,10 @@ def _cell(s: dict, who: str, lab: str, xsrf: str) -> str:
 
 
 def make_app(room):
+    # the hub's service API: requirements-workshop.txt, not a dependency of the library
+    from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+    from jupyterhub.utils import url_path_join
+    from tornado import web
 
 
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/xdplab-room/")

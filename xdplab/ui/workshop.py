@@ -51,7 +51,6 @@ from ..net import labstate
 from ..net import topology
 from ..kernel.procstate import remove_dead
 import tomllib
-from firstuseauthenticator import FirstUseAuthenticator
 import asyncio
 
 ROOT = Path(__file__).resolve().parents[2]        # the directory that holds the xdplab package
@@ -204,6 +203,8 @@ def seed_passwords(room: Room, given: dict | None = None) -> dict:
         pws[a.name] = (given or {}).get(a.name) or old.get(a.name) or secrets.token_urlsafe(9)
     _write_private(f, "# xdplab workshop accounts: name password (hand each attendee theirs)\n"
                    + "".join(f"{n} {p}\n" for n, p in pws.items()))
+    # JupyterHub's authenticator: requirements-workshop.txt, not a dependency of the library
+    from firstuseauthenticator import FirstUseAuthenticator
     auth = FirstUseAuthenticator(dbm_path=str(room.path / "passwords.dbm"), min_password_length=8)
     for n, p in pws.items():
         if len(p) < 8:
