@@ -17,5 +17,6 @@ else
 fi
 rm -f /usr/local/sbin/xdplab-box-grub
 sync
+mount -o remount,ro /     # a clean file system: the first boot replays no journal
 echo o > /proc/sysrq-trigger
 sleep 10

@@ -245,12 +245,26 @@ DHCP=ipv4
 EOF
 in_root systemctl enable systemd-networkd systemd-resolved ssh >> "$LOG" 2>&1
 in_root systemctl mask systemd-networkd-wait-online.service >> "$LOG" 2>&1 || true
-# host keys are made at first boot (each VM its own), not baked into the box
+# no background apt in the VM: apt-daily would hold dpkg's lock while `vagrant up` provisions
+in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-upgrade.service \
+  >> "$LOG" 2>&1 || true
+# the lab VM needs no nested KVM: under TCG, loading kvm (the CPU model "maximum" offers
+# vmx) took minutes with soft lockups at boot
+printf 'blacklist kvm_intel\nblacklist kvm_amd\nblacklist kvm\n' > "$MNT/etc/modprobe.d/xdplab-no-kvm.conf"
+# host keys are made at first boot (each VM its own), not baked into the box; ECDSA and
+# Ed25519 only: `ssh-keygen -A`'s RSA 3072 key took longer than systemd's 90 s start
+# timeout under TCG (sshd never came up)
 rm -f "$MNT"/etc/ssh/ssh_host_*
 mkdir -p "$MNT/etc/systemd/system/ssh.service.d"
-printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
-  > "$MNT/etc/systemd/system/ssh.service.d/xdplab-hostkeys.conf"
-echo 'UseDNS no' > "$MNT/etc/ssh/sshd_config.d/xdplab.conf"
+cat > "$MNT/etc/systemd/system/ssh.service.d/xdplab-hostkeys.conf" <<'UNIT'
+[Service]
+TimeoutStartSec=600
+ExecStartPre=
+ExecStartPre=/bin/sh -c 'for t in ecdsa ed25519; do f=/etc/ssh/ssh_host_$${t}_key; [ -s $$f ] || ssh-keygen -q -t $$t -N "" -f $$f; done'
+ExecStartPre=/usr/sbin/sshd -t
+UNIT
+printf 'UseDNS no\nHostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n' \
+  > "$MNT/etc/ssh/sshd_config.d/xdplab.conf"
 in_root useradd -m -s /bin/bash -G sudo vagrant
 install -d -m 700 -o 1000 -g 1000 "$MNT/home/vagrant/.ssh"
 install -m 600 -o 1000 -g 1000 "$KEY" "$MNT/home/vagrant/.ssh/authorized_keys"
