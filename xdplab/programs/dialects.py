@@ -149,6 +149,16 @@ _SEC_FUNC = re.compile(
     r'(?:const\s+)?struct\s+xdp_md\s*\*\s*(?P<arg>\w+)\s*\)')
 _SEC_ANY = re.compile(r'\bSEC\s*\(\s*"(?P<sec>xdp[^"]*)"\s*\)')
 COUNTED_SECTIONS = ("xdp", "xdp.frags")
+# programs that run from a devmap/cpumap entry (xdp/devmap, xdp_devmap/NAME, xdp.frags/cpumap):
+# not attached to an interface, not counted
+_MAP_ENTRY_SECTION = re.compile(r"^xdp(?:\.frags)?[/_](?:devmap|cpumap)\b")
+
+
+def counted_section(sec: str) -> bool:
+    """Is a program of section ``sec`` (its function takes ``struct xdp_md *``) counted?
+    Every one but programs run from a devmap/cpumap entry: ``xdp``, ``xdp.frags``, and
+    the names older loaders took (``xdp1``, ``xdp_stats1``, ``xdp/pass``, ``tx``)."""
+    return not _MAP_ENTRY_SECTION.match(sec)
 
 WRAPPER_HEAD = """
 #line 1 "<xdplab wrapper>"
@@ -185,7 +195,7 @@ def wrap_for_counters(source: str) -> tuple[str, list[str], list[str]]:
     out, pos, wrapped, wrappers, warnings = [], 0, [], [], []
     spans = []
     for m in _SEC_FUNC.finditer(source):
-        if m["sec"] not in COUNTED_SECTIONS:
+        if not counted_section(m["sec"]):
             continue
         name, arg, static = m["name"], m["arg"], m["static"] or ""
         decl_start = m.end("between")
@@ -200,7 +210,7 @@ def wrap_for_counters(source: str) -> tuple[str, list[str], list[str]]:
                         f"{{\n    return __xdplab_count(ctx, __xdplab_user_{name}(ctx));\n}}\n")
     out.append(source[pos:])
     for m in _SEC_ANY.finditer(source):
-        if m["sec"] in COUNTED_SECTIONS and m.start() not in spans:
+        if counted_section(m["sec"]) and m.start() not in spans:
             warnings.append(f'SEC("{m["sec"]}") on line {_line_of(source, m.start())} is not followed by '
                             "`int NAME(struct xdp_md *ctx)`: its packets are not counted")
     if not wrapped:
@@ -242,7 +252,14 @@ def compile_c(source: str, origin: str = "cell", first_line: int = 1, cflags=(),
     inc += [str(d) for d in include_dirs]
     with tempfile.TemporaryDirectory(prefix="xdplab-cc-") as tmp:
         src = Path(tmp) / name
+        source, _ = translate_legacy_maps(source)
         src.write_text("\n" * (first_line - 1) + source)
+        extra = include_fallbacks(tmp)
+        compat = kernel_tree_compat(source, [d for d in inc if d != str(INCLUDE_DIR)] +
+                                    [f[2:] for f in cflags if f.startswith("-I")])
+        if compat:
+            (Path(tmp) / "xdplab_kernel_compat.h").write_text(compat)
+            extra += ["-include", str(Path(tmp) / "xdplab_kernel_compat.h")]
         out = Path(tmp) / "prog.o"
         # -fno-strict-aliasing, as the kernel's own build: packet code reads headers through
         # other types (lab 06's `*(__be16 *)icmp6`); with strict aliasing clang moved such a
@@ -250,7 +267,7 @@ def compile_c(source: str, origin: str = "cell", first_line: int = 1, cflags=(),
         cmd = ["clang", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-x", "c",
                "-fno-strict-aliasing",
                "-fno-color-diagnostics", "-Wno-unused-value", "-Wno-pointer-sign",
-               *[f"-I{d}" for d in inc], f"-idirafter{UAPI_ARCH}", *cflags, "-c", name, "-o", str(out)]
+               *[f"-I{d}" for d in inc], f"-idirafter{UAPI_ARCH}", *extra, *cflags, "-c", name, "-o", str(out)]
         t0 = time.perf_counter()
         try:
             r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
@@ -263,6 +280,137 @@ def compile_c(source: str, origin: str = "cell", first_line: int = 1, cflags=(),
         if r.returncode != 0 or not out.exists():
             return None, text or f"clang exited with {r.returncode}", name
         return Compiled(out.read_bytes(), text, dt, name, str(vm) if vm else None), text, name
+
+
+# --- published programs as their authors built them ------------------------------------
+
+LIBBPF_HEADERS = "/usr/include/bpf"
+
+
+def include_fallbacks(tmp: str) -> list[str]:
+    """Include directories searched last, for spellings of headers that published programs
+    use and the UAPI/libbpf headers answer: ``#include "bpf_helpers.h"`` /
+    ``"bpf_endian.h"`` (old xdp-tutorial lessons, selftests, samples/bpf carried a copy;
+    libbpf's is used), and ``<uapi/linux/bpf.h>`` (kernel-tree programs: the UAPI header)."""
+    alias = Path(tmp) / "xdplab-alias"
+    alias.mkdir(exist_ok=True)
+    try:
+        (alias / "uapi").symlink_to("/usr/include")
+    except FileExistsError:
+        pass
+    return [f"-idirafter{LIBBPF_HEADERS}", f"-idirafter{alias}"]
+
+
+_UAPI_INCLUDE = re.compile(r'^\s*#\s*include\s*<uapi/', re.M)
+_IF_VLAN = re.compile(r'^\s*#\s*include\s*<linux/if_vlan\.h>', re.M)
+_VLAN_HDR = re.compile(r"\bstruct\s+vlan_hdr\s*\{")
+_QUOTED = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+
+KERNEL_COMPAT = """/* xdplab: this program is written the kernel tree's way (samples/bpf: #include <uapi/...>),
+ * built there against the kernel's internal headers. xdplab builds it against the UAPI headers
+ * plus the few kernel-internal names such programs use: */
+#include <linux/types.h>
+#include <bpf/bpf_endian.h>
+typedef __u8 u8; typedef __u16 u16; typedef __u32 u32; typedef __u64 u64;
+typedef __s8 s8; typedef __s16 s16; typedef __s32 s32; typedef __s64 s64;
+#define htons(x) bpf_htons(x)
+#define ntohs(x) bpf_ntohs(x)
+#define htonl(x) bpf_htonl(x)
+#define ntohl(x) bpf_ntohl(x)
+#define memcpy(d, s, n) __builtin_memcpy((d), (s), (n))
+#define memset(d, c, n) __builtin_memset((d), (c), (n))
+#define memmove(d, s, n) __builtin_memmove((d), (s), (n))
+"""
+KERNEL_VLAN_HDR = """/* linux/if_vlan.h (kernel-internal) */
+struct vlan_hdr { __be16 h_vlan_TCI; __be16 h_vlan_encapsulated_proto; };
+"""
+
+
+def _texts(source: str, dirs, depth: int = 0, seen=None):
+    """``source`` and the text of every quoted #include found in ``dirs`` (recursively)."""
+    seen = set() if seen is None else seen
+    yield source
+    if depth > 6:
+        return
+    for name in _QUOTED.findall(source):
+        for d in dirs:
+            p = Path(d) / name
+            if p.is_file() and p.resolve() not in seen:
+                seen.add(p.resolve())
+                try:
+                    text = p.read_text(errors="replace")
+                except OSError:
+                    break
+                yield from _texts(text, [str(p.parent), *dirs], depth + 1, seen)
+                break
+
+
+def kernel_tree_compat(source: str, dirs=()) -> str:
+    """The header xdplab force-includes for a kernel-tree style program (it includes
+    ``<uapi/...>``): kernel-internal types (u32), htons & co., memcpy, and ``struct
+    vlan_hdr`` when it includes <linux/if_vlan.h> and defines none itself. "" otherwise."""
+    if not _UAPI_INCLUDE.search(source):
+        return ""
+    texts = list(_texts(source, list(dirs)))
+    out = KERNEL_COMPAT
+    if any(_IF_VLAN.search(t) for t in texts) and not any(_VLAN_HDR.search(t) for t in texts):
+        out += KERNEL_VLAN_HDR
+    return out
+
+
+# struct bpf_map_def SEC("maps") NAME = { .type = ..., ... };   (libbpf < 1.0; samples, tutorials)
+# struct bpf_elf_map SEC("maps") NAME = { .type = ..., .size_key = ..., ... };   (iproute2)
+_LEGACY_MAP = re.compile(
+    r'\bstruct\s+(?P<kind>bpf_map_def|bpf_elf_map)\s+SEC\s*\(\s*"maps"\s*\)\s*(?P<name>\w+)\s*=\s*'
+    r'\{(?P<body>[^{}]*)\}\s*;')
+_LEGACY_FIELDS = {"type": "type", "key_size": "key_size", "value_size": "value_size",
+                  "max_entries": "max_entries", "map_flags": "map_flags", "size_key": "key_size",
+                  "size_value": "value_size", "max_elem": "max_entries", "flags": "map_flags",
+                  "numa_node": "numa_node"}
+_LEGACY_DROPPED = ("pinning", "id", "inner_id", "inner_idx", "inner_map_idx")
+
+
+def _split_top(body: str) -> list[str]:
+    parts, depth, cur = [], 0, []
+    for ch in body:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p for p in parts if p.strip()]
+
+
+def translate_legacy_maps(source: str) -> tuple[str, list[str]]:
+    """Pre-1.0 map definitions (``struct bpf_map_def SEC("maps") m = {.type = ..., ...};``,
+    iproute2's ``struct bpf_elf_map``) rewritten as the BTF-defined maps libbpf 1.x reads
+    (``struct { __uint(type, ...); __uint(key_size, ...); ... } m SEC(".maps");``), on the
+    same lines (line numbers do not move). Returns (source, names of the maps rewritten).
+    A definition it cannot read stays as it is (libbpf then names it)."""
+    names = []
+
+    def repl(m):
+        fields = []
+        for part in _split_top(m["body"]):
+            f = re.fullmatch(r"\s*\.(\w+)\s*=\s*(.+?)\s*", part, re.S)
+            if not f:
+                return m.group(0)
+            key, value = f.group(1), f.group(2)
+            if key in _LEGACY_DROPPED:
+                continue                  # pinning: xdplab leaves no pins (prog["map"].pin())
+            if key not in _LEGACY_FIELDS:
+                return m.group(0)
+            fields.append(f"__uint({_LEGACY_FIELDS[key]}, {' '.join(value.split())});")
+        names.append(m["name"])
+        text = "struct { " + " ".join(fields) + f' }} {m["name"]} SEC(".maps");'
+        return text + "\n" * m.group(0).count("\n")
+
+    return _LEGACY_MAP.sub(repl, source), names
 
 
 _DIAG = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?P<col>\d+): (?P<kind>fatal error|error|warning): (?P<msg>.*)$", re.M)

@@ -46,6 +46,9 @@ from .printk import new_tag
 
 COUNTER_MAP = "xdplab_actions"
 BPF_PROG_TYPE_XDP = 6
+TRAMPOLINE_SECTIONS = ("fentry", "fexit", "fmod_ret", "freplace")
+BPF_PROG_TYPE_SCHED_CLS = 3                # include/uapi/linux/bpf.h (TC programs typed, not loaded as XDP)
+BPF_XDP_DEVMAP, BPF_XDP_CPUMAP = kernel.BPF_XDP_DEVMAP, kernel.BPF_XDP_CPUMAP
 BPF_F_XDP_HAS_FRAGS = 1 << 5
 BPF_F_XDP_DEV_BOUND_ONLY = 1 << 6      # device-bound: RX metadata kfuncs (xdplab.memory)
 PERCPU_TYPES = {5, 6, 10, 21}         # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
@@ -91,6 +94,8 @@ def lib():
         "libbpf_set_print": (P, [P]),
         "bpf_program__insns": (P, [P]), "bpf_program__insn_cnt": (Z, [P]),
         "bpf_program__set_ifindex": (None, [P, U]), "bpf_program__set_flags": (I, [P, U]),
+        "bpf_program__set_type": (I, [P, I]), "bpf_program__set_autoload": (I, [P, ctypes.c_bool]),
+        "bpf_map__pin_path": (S, [P]), "bpf_map__set_pin_path": (I, [P, S]),
     }
     for name, (res, args) in protos.items():
         fn = getattr(L, name)
@@ -303,6 +308,29 @@ class Globals(Mapping):
             return f"Globals({', '.join(self._vars)})"
 
 
+_KIND_FUNC, _KIND_FUNC_PROTO = 12, 13
+
+
+def _context_struct(btf, func: str) -> str | None:
+    """The struct name behind the first argument of BTF function ``func``
+    (``int f(struct xdp_md *ctx)`` -> "xdp_md"), or None."""
+    L = lib()
+    for tid in range(1, L.btf__type_cnt(btf)):
+        kind, vlen, name_off, size, p = _btf_type(btf, tid)
+        if kind != _KIND_FUNC or L.btf__name_by_offset(btf, name_off).decode() != func:
+            continue
+        pk, pvlen, _, _, pp = _btf_type(btf, size)
+        if pk != _KIND_FUNC_PROTO or not pvlen:
+            return None
+        _, arg = struct.unpack("=II", ctypes.string_at(pp + 12, 8))
+        k, _, (_, _, target, _) = _resolve(btf, arg)
+        if k != _KIND_PTR:
+            return None
+        k, _, (_, sname, _, _) = _resolve(btf, target)
+        return L.btf__name_by_offset(btf, sname).decode() if k == _KIND_STRUCT else None
+    return None
+
+
 def _find_datasec(btf, section: str):
     for tid in range(1, lib().btf__type_cnt(btf)):
         kind, vlen, name_off, size, p = _btf_type(btf, tid)
@@ -497,7 +525,22 @@ class Object:
         self._ptr = ptr
         self.open_log = cap.text
         self._btf = L.bpf_object__btf(ptr) or None
+        #: programs whose section libbpf 1.x no longer knows, typed here: name -> why
+        self.typed_by_xdplab = {}
+        #: maps declared with LIBBPF_PIN_BY_NAME: not pinned (no pin left behind)
+        self.unpinned = []
+        for m in self._maps():
+            if L.bpf_map__pin_path(m):
+                self.unpinned.append(L.bpf_map__name(m).decode())
+                L.bpf_map__set_pin_path(m, None)
+        #: programs that need BPF trampolines (fentry/fexit/freplace/fmod_ret): name -> section
+        self.trampoline_programs = {}
         for p in self._progs():
+            if L.bpf_program__type(p) == 0:          # BPF_PROG_TYPE_UNSPEC: section unknown to libbpf 1.x
+                self._infer_type(p)
+            sec = L.bpf_program__section_name(p).decode()
+            if sec.split("/")[0].removesuffix(".s") in TRAMPOLINE_SECTIONS:
+                self.trampoline_programs[L.bpf_program__name(p).decode()] = sec
             if L.bpf_program__section_name(p).decode() in ("xdp", "xdp.frags"):
                 # libbpf would say BPF_XDP; BCC (and ip link) load with 0, and BPF_LINK_UPDATE
                 # swaps only programs of equal expected_attach_type: use 0, so a cell can move
@@ -506,7 +549,62 @@ class Object:
             buf = ctypes.create_string_buffer(1 << 20)
             self._logbufs[L.bpf_program__name(p).decode()] = buf
             L.bpf_program__set_log_buf(p, buf, len(buf))
+        self.not_loaded: dict[str, str] = {}
         self.globals = Globals(self)
+
+    def _infer_type(self, p) -> None:
+        """Type a program whose section libbpf 1.x does not know, the way libbpf 0.x and
+        loaders such as ``ip link ... sec NAME`` did: a section starting with ``xdp``
+        (``xdp1``, ``xdp_stats1``, ``xdp/pass``; ``xdp_devmap``/``xdp_cpumap`` prefixes run
+        from a map entry), else the type of its context argument in the object's BTF
+        (``struct xdp_md *`` -> XDP, ``struct __sk_buff *`` -> TC). Left untyped otherwise:
+        libbpf's load then names the section."""
+        L = lib()
+        sec = L.bpf_program__section_name(p).decode()
+        name = L.bpf_program__name(p).decode()
+        ptype, attach = None, 0
+        for prefix, at in (("xdp_devmap", BPF_XDP_DEVMAP), ("xdp/devmap", BPF_XDP_DEVMAP),
+                           ("xdp_cpumap", BPF_XDP_CPUMAP), ("xdp/cpumap", BPF_XDP_CPUMAP)):
+            if sec.startswith(prefix):
+                ptype, attach = BPF_PROG_TYPE_XDP, at
+                why = f"section {sec!r}: an XDP program run from a {prefix[4:]} entry"
+                break
+        else:
+            ctx = _context_struct(self._btf, name) if self._btf is not None else None
+            if ctx == "xdp_md" or (ctx is None and sec.startswith("xdp")):
+                ptype, why = BPF_PROG_TYPE_XDP, (f"section {sec!r}, argument struct xdp_md *" if ctx
+                                                 else f"section {sec!r} starts with 'xdp'")
+            elif ctx == "__sk_buff":
+                ptype, why = BPF_PROG_TYPE_SCHED_CLS, f"section {sec!r}, argument struct __sk_buff *"
+        if ptype is None:
+            return
+        L.bpf_program__set_type(p, ptype)
+        L.bpf_program__set_expected_attach_type(p, attach)
+        self.typed_by_xdplab[name] = why
+
+    def skip_trampoline_programs(self, origin: str) -> None:
+        """fentry/fexit/freplace/fmod_ret programs attach through BPF trampolines, which
+        this machine refuses (EPERM) and xdplab never uses: next to XDP programs they are
+        not loaded (``not_loaded`` says so); an object with nothing else is refused here,
+        before anything reaches the kernel."""
+        L = lib()
+        if not self.trampoline_programs:
+            return
+        xdp = [L.bpf_program__name(p).decode() for p in self._progs()
+               if L.bpf_program__type(p) == BPF_PROG_TYPE_XDP]
+        listed = ", ".join(f"{n} ({s})" for n, s in self.trampoline_programs.items())
+        if not xdp:
+            raise ObjectError(
+                f"{origin} has no XDP program: {listed} attach through BPF trampolines "
+                "(fentry/fexit), which this kernel refuses here (EPERM), and they trace another "
+                "program that their loader names at load time", log=self.open_log,
+                hint="xdplab loads XDP programs (and their tail-call targets); to watch a program "
+                     "without trampolines use prog.stats(), prog.run(), capture= or the drop detector")
+        for p in self._progs():
+            if L.bpf_program__name(p).decode() in self.trampoline_programs:
+                L.bpf_program__set_autoload(p, False)
+        self.not_loaded = {n: f"{s}: needs BPF trampolines (refused here)"
+                           for n, s in self.trampoline_programs.items()}
 
     def _check(self):
         if self._closed:
@@ -622,7 +720,10 @@ def _last(text: str) -> str:
 
 def _open_hint(text: str) -> str:
     if "legacy map definitions" in text:
-        return "libbpf 1.x reads only BTF-defined maps: struct { __uint(type, ...); ... } name SEC(\".maps\");"
+        return ("the object declares its maps the pre-1.0 way (struct bpf_map_def SEC(\"maps\"), as old "
+                "samples and tutorials did), which libbpf 1.x (Debian's 1.1, what xdplab loads with) "
+                "refuses: load its C source instead (xdplab rewrites such maps as BTF-defined maps), or "
+                "declare them as struct { __uint(type, ...); ... } name SEC(\".maps\"); and rebuild")
     if "missing BPF prog type" in text or "failed to guess program type" in text:
         return 'use a section libbpf knows for XDP: SEC("xdp") or SEC("xdp.frags")'
     return "check the object was built with `clang -O2 -g -target bpf` (BTF and a license)"
@@ -976,7 +1077,7 @@ def _not_tail_targets(obj: "Object") -> list[str]:
                 raw = kernel.map_lookup(r.fd, k.to_bytes(4, "little"), 4)
                 if raw is not None:
                     held.add(struct.unpack("=I", raw)[0])      # lookups give prog ids
-    return [n for n, p in obj.programs.items() if kernel.prog_info(p.fd)["id"] not in held]
+    return [n for n, p in obj.programs.items() if p.fd >= 0 and kernel.prog_info(p.fd)["id"] not in held]
 
 
 def _pick(progs: dict[str, ProgRef], name: str | None, prefer=None) -> str:
@@ -989,8 +1090,9 @@ def _pick(progs: dict[str, ProgRef], name: str | None, prefer=None) -> str:
         raise UsageError(f"no program {name!r} in this object",
                           hint="programs (function: section): " + ", ".join(
                               f"{n}: {r.section}" for n, r in progs.items()))
-    xdp = [n for n, r in progs.items() if r.prog_type == BPF_PROG_TYPE_XDP
-           and not r.section.split("/")[-1] in ("devmap", "cpumap")]
+    xdp = [n for n, r in progs.items() if r.prog_type == BPF_PROG_TYPE_XDP and r.fd >= 0
+           and not r.section.split("/")[-1] in ("devmap", "cpumap")
+           and r.expected_attach_type not in (BPF_XDP_DEVMAP, BPF_XDP_CPUMAP)]
     for n in prefer or ():
         if n in xdp:
             return n
@@ -1026,10 +1128,13 @@ class _View:
 
 
 def _source_order(source: str) -> list[str]:
-    """SEC("xdp...") functions in source order, tail-call targets (``&name`` in a map's
-    initialiser) last: the entry is the first program nothing jumps to."""
-    names = [m.group(1) for m in re.finditer(
-        r'\bSEC\s*\(\s*"xdp[^"]*"\s*\)\s*(?:static\s+)?int\s+(\w+)\s*\(', source)]
+    """XDP functions in source order (``SEC("xdp...")``, or any section whose function takes
+    ``struct xdp_md *``: ``SEC("tx")``; not devmap/cpumap entry programs), tail-call targets
+    (``&name`` in a map's initialiser) last: the entry is the first program nothing jumps to."""
+    names = [m.group(2) for m in re.finditer(
+        r'\bSEC\s*\(\s*"([^"]*)"\s*\)\s*(?:static\s+)?int\s+(\w+)\s*\(([^)]*)\)', source)
+        if dialects.counted_section(m.group(1))
+        and (m.group(1).startswith("xdp") or re.search(r"\bstruct\s+xdp_md\b", m.group(3)))]
     targets = {n for n in names if re.search(rf"&\s*{re.escape(n)}\b", source)}
     return [n for n in names if n not in targets] + [n for n in names if n in targets]
 
@@ -1070,10 +1175,15 @@ def load_spec(spec, detected) -> LibbpfProgram:
         obj = Object(elf, name)
     except ObjectError as e:
         raise (_implicit_error(view, warnings, e.log) or e) from None
+    try:
+        obj.skip_trampoline_programs(spec.origin)
+    except BaseException:
+        obj.close()
+        raise
     bound = None
     if getattr(spec, "bind_to", None) is not None:      # device-bound (RX metadata kfuncs)
         if DEVICE_BINDER is None:
-            raise NotSupported("device-bound programs (bind_to=)", "", "xdplab.tools.memory is not loaded")
+            raise XDPLabError("device-bound programs (bind_to=) need xdplab.tools.memory (import xdplab loads it)")
         bound = DEVICE_BINDER(obj, spec.bind_to)
     try:
         for k, v in (dict(spec.globals or {})).items():
@@ -1187,7 +1297,8 @@ def entry_name(spec) -> str:
         names = obj.program_names()
     finally:
         obj.close()
-    xdp = [n for n, sec in names if sec.startswith("xdp") and sec.split("/")[-1] not in ("devmap", "cpumap")]
+    xdp = [n for n, sec in names if sec.startswith("xdp") and sec.split("/")[-1] not in ("devmap", "cpumap")
+           and dialects.counted_section(sec)]
     if not xdp:
         raise XDPLabError(f"no XDP program in {spec.origin}",
                           hint="programs (function: section): " + ", ".join(f"{n}: {s}" for n, s in names))
