@@ -14,6 +14,7 @@ from scapy.packet import Raw
 import xdplab
 from xdplab import kernel
 from xdplab.tools import memory
+from xdplab.kernel import features
 from xdplab.net import redirect
 from xdplab.net import traffic
 from xdplab.errors import AttachError, NotSupported, UsageError, XDPLabError
@@ -68,6 +69,7 @@ def test_missing_capability_names_the_version():
         assert e.value.min_kernel == "99.1"
     finally:
         del memory.PROBES["nope"]
+        features.unregister("nope")
 
 
 # --- memory models and page pools -----------------------------------------------------

@@ -86,6 +86,11 @@ def register(*rows: Row) -> tuple[Row, ...]:
     return rows
 
 
+def unregister(*rows: Row) -> None:
+    """Remove rows (a feature registered for a test, then removed)."""
+    TABLE[:] = [r for r in TABLE if not any(r is x for x in rows)]
+
+
 def find(kind: str, message: str = "", log: str = "", **facts) -> Row | None:
     return next((r for r in TABLE if r.kind == kind and r.matches(message, log, **facts)), None)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import UsageError, XDPLabError
 from .. import kernel
-from ..errors import NotSupported
+from . import features
 import os
 import numbers
 
@@ -247,8 +247,7 @@ def vmlinux() -> BTF:
     if not _VMLINUX:
         p = Path("/sys/kernel/btf/vmlinux")
         if not p.exists():
-            raise NotSupported("kernel BTF (/sys/kernel/btf/vmlinux)", "5.4",
-                               "this kernel was built without CONFIG_DEBUG_INFO_BTF")
+            raise features.error("btf", "this kernel was built without CONFIG_DEBUG_INFO_BTF")
         _VMLINUX.append(BTF(p.read_bytes()))
     return _VMLINUX[0]
 

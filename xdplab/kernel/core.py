@@ -668,16 +668,18 @@ def _pp_dump(cmd: int, cls) -> list[dict]:
         try:
             sock.bind("netdev", cls)
         except NetlinkError as e:
-            raise NotSupported(f"netdev netlink {what}", "6.8", f"no netdev family: {os.strerror(e.code)}") from None
+            raise features.error("page_pool_netlink", f"no netdev family: {os.strerror(e.code)}",
+                                 f"netdev netlink {what}") from None
         msg = cls()
         msg["cmd"], msg["version"] = cmd, 1
         try:
             return [r for r in sock.nlm_request(msg, msg_type=sock.prid, msg_flags=NLM_F_REQUEST | NLM_F_DUMP)]
         except NetlinkError as e:
             if e.code == 95 and cmd == NETDEV_CMD_PAGE_POOL_STATS_GET:     # EOPNOTSUPP
-                raise NotSupported(f"netdev netlink {what}", "",
-                                   "this kernel is built without CONFIG_PAGE_POOL_STATS") from None
-            raise NotSupported(f"netdev netlink {what}", "6.8", os.strerror(e.code)) from None
+                raise features.error("page_pool_stats", "this kernel is built without CONFIG_PAGE_POOL_STATS",
+                                     f"netdev netlink {what}") from None
+            raise features.error("page_pool_stats" if cmd == NETDEV_CMD_PAGE_POOL_STATS_GET else "page_pool_netlink",
+                                 os.strerror(e.code), f"netdev netlink {what}") from None
     finally:
         sock.close()
 

@@ -15,6 +15,13 @@ needs X (require), ``xdplab doctor`` (a row each), the smoke suite and the kerne
 Add a feature: one ``Feature(...)`` in ``FEATURES`` with a probe that returns None when
 the feature is there and a one-line reason when it is not (probes may only use this
 package: they run below everything else).
+
+Every ``NotSupported`` xdplab raises comes from here (``require``/``error``; a test scans
+the source). Most rows are kernel features (``kind="kernel"``: a release brings them). The
+others say what is missing without a kernel version: ``"system"`` (a library or CPU of this
+machine, probed), ``"driver"`` (a device's driver; per device, so not probed here) and
+``"limit"`` (what neither a kernel nor xdplab does, e.g. reading an XSKMAP from user space).
+``table()`` and doctor list the probed ones (kernel and system).
 """
 from __future__ import annotations
 
@@ -37,16 +44,34 @@ class Feature:
     how: str                        # how it is probed (shown by doctor)
     probe_name: str = ""            # a probe registered by kernel.probes ("" = by kernel version)
     advice: str = ""                # what to do without it
+    kind: str = "kernel"            # "kernel" | "system" | "driver" | "limit" (see above)
+    config: str = ""                # a build option it also needs (CONFIG_...): optional for doctor
+
+    @property
+    def needs(self) -> str:
+        """What it takes, as doctor and skip messages say it: 'Linux >= 6.6', or the how."""
+        if not self.min_kernel:
+            return self.how
+        return f"Linux >= {self.min_kernel}" + (f" built with {self.config}=y" if self.config else "")
+
+    @property
+    def probed(self) -> bool:
+        """Answered for this machine by ``have``/``table`` (kernel and system features)."""
+        return self.kind in ("kernel", "system")
 
     def probe(self) -> str | None:
         """None when present, else why not. Probes live in kernel/probes.py (they use bpf(2),
         which itself raises this table's errors); a feature without one compares versions."""
         if self.probe_name:
             return PROBES[self.probe_name]()
+        if not self.probed:
+            return f"{self.title}: {self.how}"
         return _by_version(self.min_kernel)()
 
-    def error(self, detail: str = "") -> NotSupported:
-        err = NotSupported(self.title, self.min_kernel, detail)
+    def error(self, detail: str = "", what: str = "") -> NotSupported:
+        """The NotSupported for this feature; ``what`` names the case more precisely than
+        the title (e.g. 'AF_XDP zero-copy on xl-h1')."""
+        err = NotSupported(what or self.title, self.min_kernel, detail)
         row = failures.find("kernel-feature", feature=self.name)
         if row is not None and row.fix:
             err.hint = row.fix
@@ -96,13 +121,49 @@ FEATURES = {f.name: f for f in (
             "kernel version"),
     Feature("btf", "kernel BTF (/sys/kernel/btf/vmlinux)", "5.4", "/sys/kernel/btf/vmlinux exists",
             "btf", "a kernel with CONFIG_DEBUG_INFO_BTF=y (verifier logs lose some detail without)"),
+    Feature("page_pool_netlink", "page-pool-get / page-pool-stats-get (netdev netlink)", "6.8",
+            "NETDEV_CMD_PAGE_POOL_GET dump", "page_pool_netlink",
+            "watch page pools through the page_pool:* tracepoints (memory.PageWatch) instead"),
+    Feature("page_pool_stats", "page pool statistics (netdev netlink page-pool-stats-get)", "6.8",
+            "NETDEV_CMD_PAGE_POOL_STATS_GET dump", "page_pool_stats",
+            "memory.page_pools() works without", config="CONFIG_PAGE_POOL_STATS"),
+    # --- not a kernel release: this machine, a driver, or nobody -----------------------
+    Feature("libbpf", "loading libbpf-style programs and objects", "", "dlopen(libbpf.so.1)",
+            "libbpf", "./lab setup installs libbpf-dev (Debian's libbpf1); BCC-dialect C loads without",
+            kind="system"),
+    Feature("afxdp_rings", "AF_XDP rings from Python", "", "the CPU is x86 (total store order)",
+            "afxdp_rings", "the ring indices need acquire/release fences Python cannot issue on weakly "
+            "ordered CPUs; xdplab implements x86 (TSO)", kind="system"),
+    Feature("afxdp_zerocopy", "AF_XDP zero-copy", "", "the driver advertises XSK_ZEROCOPY (per device)",
+            advice="use mode='copy' (veth never has zero-copy: it has no DMA rings)", kind="driver"),
+    Feature("xskmap_reads", "reading an XSKMAP from user space", "",
+            "never: the kernel lets only XDP programs look entries up",
+            advice="set entries with m[q] = xsk, remove them with del m[q]", kind="limit"),
+    Feature("libbpf_hooks", "hooks other than XDP for libbpf-style programs", "",
+            "xdplab loads libbpf-style C and objects as XDP programs",
+            advice="TC programs: BCC dialect (hook='tc')", kind="limit"),
+    Feature("libbpf_capture", "capture at entry/exit for libbpf-style programs", "",
+            "the capture wrapper is BCC-dialect C",
+            advice="use prog.run() on crafted packets, or xdplab.DropDetector, or load the program "
+                   "as BCC (dialect='bcc')", kind="limit"),
+    Feature("printk_untagged", "printk streaming for a program without a printk tag", "",
+            "a program's bpf_printk lines are told apart by a tag xdplab adds when it compiles printk",
+            advice="load a source that calls bpf_printk (xdplab tags it)", kind="limit"),
 )}
 
-# what to do without each feature: failure rows (kind 'kernel-feature'), like every
-# other piece of failure knowledge (xdplab.failures)
-failures.register(*(failures.Row(f"needs-{f.name}", f"{f.title} missing", kind="kernel-feature",
-                                 what=f"{f.title} needs Linux >= {f.min_kernel}", fix=f.advice,
-                                 when={"feature": f.name}) for f in FEATURES.values()))
+
+
+def _advice_row(f: Feature) -> None:
+    """What to do without ``f``: a failure row (kind 'kernel-feature'), like every other
+    piece of failure knowledge (xdplab.failures)."""
+    if failures.find("kernel-feature", feature=f.name) is None:
+        failures.register(failures.Row(f"needs-{f.name}", f"{f.title} missing", kind="kernel-feature",
+                                       what=f"{f.title} needs {f.needs}", fix=f.advice,
+                                       when={"feature": f.name}))
+
+
+for _f in FEATURES.values():
+    _advice_row(_f)
 
 _cache: dict[str, str | None] = {}
 
@@ -132,16 +193,20 @@ def require(name: str, detail: str = "") -> None:
         raise get(name).error(detail or why)
 
 
-def error(name: str, detail: str = "") -> NotSupported:
-    """The NotSupported for ``name`` (for callers that found out themselves, e.g. an errno)."""
-    _cache[name] = detail or _cache.get(name) or "refused by the kernel"
-    return get(name).error(detail)
+def error(name: str, detail: str = "", what: str = "") -> NotSupported:
+    """The NotSupported for ``name`` (for callers that found out themselves, e.g. an errno);
+    ``what``: the case, when more precise than the feature's title. A probed feature is then
+    known missing (cached); a per-device or per-program one is not."""
+    f = get(name)
+    if f.probed:
+        _cache[name] = detail or _cache.get(name) or "refused by the kernel"
+    return f.error(detail, what)
 
 
 def skip_message(name: str) -> str:
     """What a lab cell or a test prints when it skips: 'needs Linux >= 6.6 (tcx): ...'."""
     f = get(name)
-    return f"needs Linux >= {f.min_kernel} ({f.title}): {missing(name) or 'present'}"
+    return f"needs {f.needs} ({f.title}): {missing(name) or 'present'}"
 
 
 def clear_cache() -> None:
@@ -150,9 +215,9 @@ def clear_cache() -> None:
 
 def table() -> list[dict]:
     """Every feature on this kernel: name, title, min_kernel, present, why not, how probed."""
-    return [{"feature": f.name, "title": f.title, "min_kernel": f.min_kernel,
+    return [{"feature": f.name, "title": f.title, "min_kernel": f.min_kernel, "needs": f.needs, "config": f.config,
              "present": missing(f.name) is None, "why_not": missing(f.name) or "", "how": f.how}
-            for f in FEATURES.values()]
+            for f in FEATURES.values() if f.probed]
 
 
 PROBES: dict[str, Callable[[], str | None]] = {}
@@ -166,11 +231,19 @@ def register(feature: Feature, probe: Callable[[], str | None] | None = None) ->
     if probe is not None:
         PROBES[feature.probe_name or feature.name] = probe
     _cache.pop(feature.name, None)
-    if failures.find("kernel-feature", feature=feature.name) is None:
-        failures.register(failures.Row(f"needs-{feature.name}", f"{feature.title} missing", kind="kernel-feature",
-                                       what=f"{feature.title} needs Linux >= {feature.min_kernel}",
-                                       fix=feature.advice, when={"feature": feature.name}))
+    _advice_row(feature)
     return feature
+
+
+def unregister(name: str) -> None:
+    """Remove a feature added with ``register`` (and its probe, answer and advice row)."""
+    f = FEATURES.pop(name, None)
+    if f is not None:
+        PROBES.pop(f.probe_name or f.name, None)
+        row = failures.find("kernel-feature", feature=name)
+        if row is not None:
+            failures.unregister(row)
+    _cache.pop(name, None)
 
 
 def register_probe(name: str):

@@ -2,6 +2,7 @@
 (present) or why not, using the kernel layer itself. Registered at import (kernel/__init__)."""
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import platform
@@ -71,3 +72,41 @@ _path("printk_event", TRACEFS / "events" / "bpf_trace" / "bpf_trace_printk",
 _path("btf", Path("/sys/kernel/btf/vmlinux"), "CONFIG_DEBUG_INFO_BTF=n")
 
 
+
+
+@register_probe("page_pool_netlink")
+def _probe_page_pool_netlink() -> str | None:
+    try:
+        bpf.page_pool_dump()
+        return None
+    except NotSupported as e:
+        return e.args[0].split(": ", 1)[-1] if e.args else str(e)
+
+
+@register_probe("page_pool_stats")
+def _probe_page_pool_stats() -> str | None:
+    try:
+        bpf.page_pool_dump(stats=True)
+        return None
+    except NotSupported as e:
+        return e.args[0].split(": ", 1)[-1] if e.args else str(e)
+
+
+@register_probe("libbpf")
+def _probe_libbpf() -> str | None:
+    try:
+        ctypes.CDLL("libbpf.so.1")
+        return None
+    except OSError as e:
+        return f"libbpf.so.1 is missing ({e})"
+
+
+#: CPUs whose stores and loads keep program order (TSO): the AF_XDP ring indices need no
+#: fences there (xdplab.net.afxdp)
+TSO_MACHINES = ("x86_64", "amd64", "i686", "i386")
+
+
+@register_probe("afxdp_rings")
+def _probe_afxdp_rings() -> str | None:
+    m = platform.machine()
+    return None if m.lower() in TSO_MACHINES else f"this CPU is {m} (weakly ordered)"

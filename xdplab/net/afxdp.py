@@ -68,7 +68,7 @@ STATS = ("rx_dropped", "rx_invalid_descs", "tx_invalid_descs", "rx_ring_full",
          "rx_fill_ring_empty_descs", "tx_ring_empty_descs")
 RING_NAMES = ("fill", "rx", "tx", "comp")
 
-TSO = platform.machine() in ("x86_64", "i686", "i386")
+TSO = features.have("afxdp_rings")   # x86: loads and stores keep program order (kernel/probes.py)
 
 
 def _acquire():
@@ -320,9 +320,9 @@ class XSK(Closable):
         self._plots = []
         self.bound = False
         if not TSO:
-            raise NotSupported(f"AF_XDP rings from Python on {platform.machine()}",
-                               detail="the ring indices need acquire/release fences Python cannot "
-                                      "issue on weakly ordered CPUs; xdplab implements x86 (TSO)")
+            raise features.error("afxdp_rings", "the ring indices need acquire/release fences Python cannot "
+                                 "issue on weakly ordered CPUs; xdplab implements x86 (TSO)",
+                                 f"AF_XDP rings from Python on {platform.machine()}")
         if mode not in MODES:
             raise XSKUsageError(f"unknown AF_XDP mode {mode!r}", hint="use 'copy', 'zerocopy' or 'auto'")
         if frame_size not in (2048, 4096) or isinstance(frame_size, bool):
@@ -427,9 +427,9 @@ class XSK(Closable):
         if zc is not False:
             supported = self.zerocopy_supported()
             if zc and supported is False:
-                raise NotSupported(f"AF_XDP zero-copy on {self.dev}",
-                                   detail=f"driver {self._driver()} does not advertise XSK_ZEROCOPY "
-                                          "(veth never does: it has no DMA rings); use mode='copy'")
+                raise features.error("afxdp_zerocopy", f"driver {self._driver()} does not advertise XSK_ZEROCOPY "
+                                     "(veth never does: it has no DMA rings); use mode='copy'",
+                                     f"AF_XDP zero-copy on {self.dev}")
             zc = bool(supported) if zc is None else zc
         flags = (k.XDP_ZEROCOPY if zc else k.XDP_COPY) | (k.XDP_USE_NEED_WAKEUP if self.need_wakeup else 0)
         # EBUSY right after another socket on this queue was closed is transient: the
@@ -457,7 +457,8 @@ class XSK(Closable):
                             hint="close the other XSK first (re-running a notebook cell? xsk.close() the old one); "
                                  "one socket per queue unless they share a UMEM (XDP_SHARED_UMEM)")
         if e.errno in (errno.EOPNOTSUPP, errno.EPROTONOSUPPORT) and zc:
-            return NotSupported(f"AF_XDP zero-copy on {self.dev}", detail=f"bind: {e.strerror}; use mode='copy'")
+            return features.error("afxdp_zerocopy", f"bind: {e.strerror}; use mode='copy'",
+                                  f"AF_XDP zero-copy on {self.dev}")
         if e.errno == errno.EINVAL:
             return XSKError(f"the kernel refused to bind to {where}: {e.strerror}",
                             hint="check the queue id (ethtool -l) and that the rings were set up")

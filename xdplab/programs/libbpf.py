@@ -71,8 +71,7 @@ def lib():
     try:
         L = ctypes.CDLL("libbpf.so.1", use_errno=True)
     except OSError as e:
-        raise NotSupported("loading libbpf-style programs and objects", "",
-                           f"libbpf.so.1 is missing ({e}); ./lab setup installs libbpf-dev") from None
+        raise kernel.features.error("libbpf", f"libbpf.so.1 is missing ({e}); ./lab setup installs libbpf-dev") from None
     P, I, U, S, Z = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t
     protos = {
         "bpf_object__open_mem": (P, [P, Z, P]), "bpf_object__load": (I, [P]),
@@ -1142,8 +1141,8 @@ def _source_order(source: str) -> list[str]:
 def load_spec(spec, detected) -> LibbpfProgram:
     """Load ``spec`` (a program.Program) whose dialect is libbpf or elf."""
     if getattr(spec, "hook", "xdp") != "xdp":
-        raise NotSupported(f"hook={spec.hook!r} for {detected.dialect} programs", "",
-                           "xdplab loads libbpf-style C and objects as XDP programs; TC programs: BCC dialect")
+        raise kernel.features.error("libbpf_hooks", "xdplab loads libbpf-style C and objects as XDP programs; "
+                                    "TC programs: BCC dialect", f"hook={spec.hook!r} for {detected.dialect} programs")
     capture.Capture.of(getattr(spec, "capture", False))   # bad options: UsageError, nothing built
     counted, wrap_warnings, warnings, source, printk_note = False, [], "", None, ""
     name = os.path.splitext(os.path.basename(spec.origin))[0] or "prog"

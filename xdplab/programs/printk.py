@@ -158,8 +158,8 @@ class PrintkStream(Closable):
             prog._check_open("stream its printk lines")
         tag = getattr(prog.spec, "printk_tag", None)
         if not tag:
-            raise NotSupported("printk streaming for this program", "",
-                               "it was built without a printk tag (its source has no printk)")
+            raise features.error("printk_untagged", "it was built without a printk tag (its source has no printk)",
+                                 "printk streaming for this program")
         self.prog, self.tag, self.max_lines = prog, tag, max_lines
         self.records: list[dict] = []
         self._was_attached = prog.attached

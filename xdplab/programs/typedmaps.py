@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import kernel
 from ..kernel.btf import BTF, Codec, IntCodec, BytesCodec
-from ..errors import Closable, MapError, MapKeyError, NotSupported, UsageError
+from ..errors import Closable, MapError, MapKeyError, NotSupported, UsageError, XDPLabError
 from ..kernel.btf import Builder
 from ..kernel.procstate import stamp
 import re
@@ -46,7 +46,7 @@ ENTRY_OPS: dict = {}
 def _entry_op(name: str):
     op = ENTRY_OPS.get(name)
     if op is None:
-        raise NotSupported(f"{name} on a typed map", "", "import xdplab.net.redirect first")
+        raise XDPLabError(f"{name} on a typed map needs xdplab.net.redirect (import xdplab loads it)")
     return op
 
 
@@ -516,8 +516,8 @@ class XskMap(TypedMap):
         return fd.to_bytes(4, "little")
 
     def _no_reads(self, what):
-        raise NotSupported(f"reading xskmap {self.name} from user space ({what})",
-                           detail="the kernel only lets XDP programs look entries up (and lists every "
+        raise kernel.features.error("xskmap_reads", what=f"reading xskmap {self.name} from user space ({what})",
+                                    detail="the kernel only lets XDP programs look entries up (and lists every "
                                   "index as a key); set entries with m[q] = xsk, remove them with del m[q]")
 
     def __getitem__(self, key):

@@ -145,12 +145,8 @@ def require(name: str) -> None:
     """Raise NotSupported (naming the kernel version) unless this kernel has ``name``."""
     if name not in PROBES:
         raise UsageError(f"unknown capability {name!r}; one of {', '.join(PROBES)}")
-    if name not in features.FEATURES:              # a probe added at run time: not registered
-        p = PROBES[name]
-        why = p.check()
-        if why:
-            raise NotSupported(p.what, p.min_kernel, f"{why} (this is {os.uname().release})")
-        return
+    if name not in features.FEATURES:              # a probe added at run time: registered now
+        _register(PROBES[name])
     why = features.missing(name)
     if why:
         raise features.get(name).error(f"{why} (this is {os.uname().release})")
