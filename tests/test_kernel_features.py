@@ -174,3 +174,22 @@ def test_a_driver_feature_raises_from_the_registry(topo):
     with pytest.raises(NotSupported, match="AF_XDP zero-copy on .*veth") as e:
         afxdp.XSK(topo["h1"].outside, 0, mode="zerocopy")
     assert e.value.feature_name == "afxdp_zerocopy" and "mode='copy'" in e.value.hint
+
+
+def test_no_kernel_version_is_written_inline_in_a_message():
+    """Versions live in the registry: no string (docstrings and comments aside) outside it says
+    'needs >= 6.8' or 'Linux >= 5.18' by itself."""
+    import re
+    pat = re.compile(r"(Linux|needs|kernel)\s*>=?\s*\d+\.\d+")
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        if path.name == "features.py" and path.parent.name == "kernel":
+            continue
+        tree = ast.parse(path.read_text())
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs and pat.search(n.value):
+                bad.append(f"{path.relative_to(PKG.parent)}:{n.lineno}: {n.value[:80]!r}")
+    assert not bad, "\n".join(bad)

@@ -390,7 +390,7 @@ class Suite:
         assert not bad, f"unexpected kfunc returns {bad}"
         if self.t.driver == "veth":
             assert h.hash_err == 0 and h.hash, f"veth implements rx_hash: {h}"
-        vlan = "" if not memory.PROBES["rx_vlan_tag"].check() else " (rx_vlan_tag needs >= 6.8)"
+        vlan = "" if features.have("rx_vlan_tag") else f" ({features.skip_message('rx_vlan_tag')})"
         return f"{self.t.driver}: " + ", ".join(f"{k} {memory.Hints.err_name(v)}" for k, v in res.items()) + vlan
 
     def check_broadcast(self):

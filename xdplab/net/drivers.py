@@ -28,7 +28,7 @@ from ..errors import NotSupported, XDPLabError
 from .topology import Host
 from .topology import NETNS_DIR
 
-MIN_KERNEL = "6.3"
+MIN_KERNEL = kernel.features.get("netdev_genl").min_kernel     # the registry's (6.3)
 
 
 @dataclass(frozen=True)
