@@ -455,3 +455,134 @@ def test_btf_kinds_of_a_libbpf_object():
             t.close()
     finally:
         prog.close()
+
+
+# --- one Python code for either dialect: prog["m"] is the same typed map ---------------------
+
+_TWIN_BODY = r"""
+    void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    struct udphdr *udp = (void *)(ip + 1);
+    if ((void *)(udp + 1) > data_end || eth->h_proto != bpf_htons(0x0800) || ip->protocol != 17)
+        return XDP_PASS;
+    struct lpm_key lk = {.prefixlen = 32};
+    __builtin_memcpy(lk.data, &ip->saddr, 4);
+    __u32 z = 0, *blocked = LOOKUP(block, &lk);
+    __u64 *h = LOOKUP(hits, &z);
+    if (h)
+        *h += 1;
+    if (blocked)
+        return XDP_DROP;
+    struct flow k = {.saddr = ip->saddr, .dport = bpf_ntohs(udp->dest), .proto = ip->protocol};
+    struct stats zero = {}, *s;
+    UPDATE(flows, &k, &zero);
+    s = LOOKUP(flows, &k);
+    if (s) {
+        s->packets++;
+        s->bytes += data_end - data;
+        s->last_ttl = ip->ttl;
+    }
+    return XDP_PASS;
+}
+"""
+_TWIN_TYPES = ("struct flow { __u32 saddr; __u16 dport; __u8 proto; __u8 pad; };\n"
+               "struct stats { __u64 packets; __u64 bytes; __u8 last_ttl; };\n"
+               "struct lpm_key { __u32 prefixlen; __u8 data[4]; };\n")
+TWIN_BCC = (_TWIN_TYPES +
+            'BPF_TABLE("lru_hash", struct flow, struct stats, flows, 64);\n'
+            "BPF_LPM_TRIE(block, struct lpm_key, __u32, 16);\n"
+            "BPF_PERCPU_ARRAY(hits, __u64, 4);\n"
+            "int twin(struct xdp_md *ctx)\n{"
+            + _TWIN_BODY.replace("LOOKUP(block, ", "block.lookup(").replace("LOOKUP(hits, ", "hits.lookup(")
+            .replace("LOOKUP(flows, ", "flows.lookup(").replace("UPDATE(flows, &k, &zero)", "flows.insert(&k, &zero)"))
+TWIN_LIBBPF = ('#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_endian.h>\n' + _TWIN_TYPES +
+               "struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __type(key, struct flow); "
+               "__type(value, struct stats); __uint(max_entries, 64); } flows SEC(\".maps\");\n"
+               "struct { __uint(type, BPF_MAP_TYPE_LPM_TRIE); __type(key, struct lpm_key); __type(value, __u32); "
+               "__uint(max_entries, 16); __uint(map_flags, BPF_F_NO_PREALLOC); } block SEC(\".maps\");\n"
+               "struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __type(key, __u32); __type(value, __u64); "
+               "__uint(max_entries, 4); } hits SEC(\".maps\");\n"
+               'SEC("xdp")\nint twin(struct xdp_md *ctx)\n{'
+               + _TWIN_BODY.replace("LOOKUP(", "bpf_map_lookup_elem(&").replace(
+                   "UPDATE(flows, &k, &zero)", "bpf_map_update_elem(&flows, &k, &zero, BPF_NOEXIST)")
+               + 'char _license[] SEC("license") = "GPL";\n')
+
+
+def _exercise(prog, h) -> dict:
+    """The same Python for a BCC-dialect and a libbpf-style program: real packets from a
+    lab host, an LPM blocklist written by prefix, struct keys/values by field, per-CPU
+    values, legacy to_dict/to_df(sum_cpus=...), a pin, typed errors."""
+    flows, block, hits = prog["flows"], prog["block"], prog["hits"]
+    kinds = (type(flows).__name__, flows.kind, type(block).__name__, type(hits).__name__)
+    prog.attach(h.outside)
+    send = lambda n, port: h.send(IP(src=h.ipv4, dst=h.gw4, ttl=33) / UDP(sport=4000, dport=port) / (b"t" * 30),
+                                  count=n)
+    send(3, 9)
+    block[f"{h.ipv4.rsplit('.', 1)[0]}.0/24"] = 1                 # h1's subnet: dropped from now on
+    send(2, 10)
+    saddr = struct.unpack("<I", bytes(map(int, h.ipv4.split("."))))[0]
+    key = {"saddr": saddr, "dport": 9, "proto": 17}
+    v = flows[key]
+    per_cpu = hits[0]
+    with pytest.raises(UsageError, match=r"key.dport = 70000 is out of range"):
+        flows[{"dport": 70000}] = {}
+    with pytest.raises(UsageError, match=r"key 'ten/8' for LPM trie block"):
+        block["ten/8"] = 1
+    with pytest.raises(MapKeyError, match="is not in map flows"):
+        flows[{"saddr": saddr, "dport": 10, "proto": 17}]         # blocked before it was counted
+    path = flows.pin(f"twin-{prog.dialect.dialect}")
+    with tm.from_pin(path) as pinned:
+        from_pin = pinned.to_dict()
+    flows.unpin()
+    df = hits.to_df(sum_cpus=False)
+    out = {"kinds": kinds, "flow": (v.packets, v.bytes, v.last_ttl, v["packets"]),
+           "keys": sorted((k.dport, k.proto) for k in flows.keys()),
+           "prefixes": [block.prefix(k) for k in block.keys()],
+           "hits": hits.to_dict(sum_cpus=True)[0], "per_cpu": (type(per_cpu).__name__, int(per_cpu.sum())),
+           "df": (list(df.columns), int(df.value.sum())), "pinned": from_pin == flows.to_dict(),
+           "same via typedmaps": tm.of(prog)["flows"].to_dict() == flows.to_dict()}
+    prog.detach()
+    return out
+
+
+def test_bcc_and_libbpf_maps_are_the_same_typed_maps(topo):
+    """prog["m"] of a BCC-dialect program is the BTF-typed map a libbpf program gives:
+    one Python function reads and writes both, on real packets, and gets the same answers."""
+    h = topo["h1"]
+    got = {}
+    for dialect, src in (("bcc", TWIN_BCC), ("libbpf", TWIN_LIBBPF)):
+        with xdplab.load(src) as prog:
+            assert prog.dialect.dialect == dialect
+            got[dialect] = _exercise(prog, h)
+            assert prog.counters()["DROP"] == 2
+    assert got["bcc"] == got["libbpf"], got
+    assert got["bcc"]["kinds"] == ("HashMap", "lru_hash", "LpmTrieMap", "PerCpuArrayMap")
+    assert got["bcc"]["flow"] == (3, 3 * 72, 33, 3) and got["bcc"]["keys"] == [(9, 17)]
+    net = h.ipv4.rsplit(".", 1)[0]
+    assert got["bcc"]["prefixes"] == [f"{net}.0/24"] and got["bcc"]["hits"] == 5
+    assert got["bcc"]["per_cpu"] == ("ndarray", 5) and got["bcc"]["df"] == (["key", "cpu", "value"], 5)
+    assert got["bcc"]["pinned"] and got["bcc"]["same via typedmaps"]
+
+
+def test_bcc_maps_keep_their_bcc_api():
+    """What code written for BCC tables does keeps working on the typed map: .table (BCC's
+    table, Key/Leaf), m[k].value, ctypes keys and values, legacy to_numpy/to_df; the maps
+    BCC's API does more with (perf buffers, program arrays) stay BCC tables."""
+    import ctypes
+    src = ("BPF_ARRAY(arr, u64, 4);\nBPF_PERF_OUTPUT(events);\nBPF_PROG_ARRAY(jmp, 2);\n"
+           "int k(struct xdp_md *ctx) { u32 i = 1; u64 *v = arr.lookup(&i); if (v) *v += 1; return XDP_PASS; }")
+    with xdplab.load(src) as prog:
+        m = prog["arr"]
+        assert isinstance(m, tm.ArrayMap) and m.typed
+        prog.run(udp(53), repeat=2)
+        assert m[1] == 2 and m[1].value == 2                          # BCC's ctypes idiom
+        t = m.table
+        t[t.Key(3)] = t.Leaf(7)                                      # BCC's own table
+        assert m[3] == 7
+        m[ctypes.c_uint32(2)] = ctypes.c_uint64(5)                  # ctypes keys and values
+        assert m.to_dict() == {0: 0, 1: 2, 2: 5, 3: 7} and list(m.to_numpy()) == [0, 2, 5, 7]
+        assert type(prog["events"]).__name__ == "Map" and type(prog["jmp"]).__name__ == "Map"
+        assert hasattr(prog["events"].table, "open_perf_buffer")
+    with pytest.raises(ClosedError, match="map arr is closed"):
+        m[1]

@@ -395,8 +395,15 @@ class ArrayCodec(Codec):
 def _record_class(name: str, fields: list[str]):
     safe = [f if f.isidentifier() and not keyword.iskeyword(f) and not f.startswith("_") else f"f_{f}"
             for f in fields]
-    cls = collections.namedtuple(name if name.isidentifier() else "Record", safe, rename=True)
-    return cls
+    base = collections.namedtuple(name if name.isidentifier() else "Record", safe, rename=True)
+
+    def __getitem__(self, i):           # rec["packets"] too: code written for dict values
+        if isinstance(i, str):
+            if i not in self._fields:
+                raise KeyError(i)
+            return getattr(self, i)
+        return tuple.__getitem__(self, i)
+    return type(base.__name__, (base,), {"__slots__": (), "__getitem__": __getitem__})
 
 
 class StructCodec(Codec):

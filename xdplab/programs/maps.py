@@ -1,8 +1,11 @@
 """BPF maps as Python values, numpy arrays and pandas DataFrames.
 
-``Map`` wraps a BCC table: ``m.to_dict()``, ``m.to_numpy()``, ``m.to_df()``; per-CPU
-maps give one value per CPU unless ``sum_cpus=True``. ``Counters`` reads the standard
-per-action counter (``xdplab_actions`` from bpf/include/xdplab.h).
+``prog[name]`` of a BCC-dialect program is the map typed by its BTF (``typed``: the same
+``typedmaps`` classes a libbpf program's maps are), with BCC's table at ``.table``; ``Map``
+wraps a BCC table that cannot be typed (no BTF; perf buffers, program arrays):
+``m.to_dict()``, ``m.to_numpy()``, ``m.to_df()``; per-CPU maps give one value per CPU
+unless ``sum_cpus=True``. ``Counters`` reads the standard per-action counter
+(``xdplab_actions`` from bpf/include/xdplab.h).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import Closable, ClosedError, MapError, MapKeyError, UsageError
+from . import typedmaps
 from .bcccompat import table_names # every map BCC made, whatever macro declared it
 from ..kernel.abi import ACTIONS
 
@@ -229,8 +233,32 @@ def _exists(bpf, name: str) -> bool:
     return lib.bpf_table_id(bpf.module, name.encode()) != ctypes.c_ulonglong(-1).value
 
 
+#: map types whose BCC table does more than keys and values (perf/ring buffers, programs,
+#: stack traces): these stay BCC tables (``Map``)
+BCC_ONLY = {3, 4, 7, 27}
+
+
+def typed(name: str, table):
+    """``prog[name]`` of a BCC-dialect program: the map typed by its BTF (the same
+    ``typedmaps`` class a libbpf program's map is, so code works on either dialect), with
+    the BCC table at ``.table``. A map BCC made without BTF, or one whose table is more
+    than a map (perf buffer, program array, ...), stays a ``Map`` over the BCC table."""
+    fd = getattr(table, "map_fd", None)
+    if isinstance(fd, int) and getattr(table, "ttype", None) not in BCC_ONLY:
+        try:
+            m = typedmaps.wrap(fd, name=name)
+        except Exception:                 # not a map we can type: the BCC table as it is
+            m = None
+        if m is not None and m.typed:
+            m._table = table
+            return m
+        if m is not None:
+            m.close()
+    return Map(name, table)
+
+
 class Maps(Mapping):
-    """The maps of a loaded program, by name."""
+    """The maps of a loaded program, by name (``typed``: BTF-typed, the BCC table at ``.table``)."""
 
     def __init__(self, bpf, source: str):
         self._bpf = bpf
@@ -242,7 +270,11 @@ class Maps(Mapping):
         """Every map (also one already handed out) refuses use from now on."""
         self._closed = reason
         for m in self._cache.values():
-            m._close(reason)
+            if isinstance(m, typedmaps.TypedMap):
+                m._reopen_hint = f"{reason}; load the program again and use its maps"
+                m.close()
+            else:
+                m._close(reason)
 
     def __getitem__(self, name):
         if self._closed:
@@ -251,7 +283,7 @@ class Maps(Mapping):
         if name not in self._cache:
             if name not in self._names:
                 raise MapKeyError(f"no map {name!r}; this program has {', '.join(self._names) or 'none'}")
-            self._cache[name] = Map(name, self._bpf.get_table(name.encode()))
+            self._cache[name] = typed(name, self._bpf.get_table(name.encode()))
         return self._cache[name]
 
     def __iter__(self):

@@ -16,8 +16,10 @@ cpumap, xskmap.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import ipaddress
+from html import escape
 import os
 from pathlib import Path
 
@@ -58,6 +60,24 @@ def register(*map_types: int):
         cls.map_types = map_types
         return cls
     return deco
+
+
+class BCCInt(int):
+    """An int a BCC-dialect program's map gave by key: ``.value`` too, as BCC's ctypes
+    values had (``prog["m"][k].value``)."""
+
+    @property
+    def value(self) -> int:
+        return int(self)
+
+
+def _from_ctypes(v):
+    """A ctypes value (BCC's ``table.Key(3)``, ``table.Leaf(...)``) as an int or its bytes."""
+    if isinstance(v, ctypes._SimpleCData):
+        return v.value
+    if isinstance(v, (ctypes.Structure, ctypes.Union, ctypes.Array)):
+        return bytes(v)
+    return v
 
 
 def _plain_codec(size: int, what: str) -> Codec:
@@ -144,6 +164,7 @@ class TypedMap(Closable):
         return self.btf is not None and bool(self.value_type_id)
 
     def _key(self, key) -> bytes:
+        key = _from_ctypes(key)
         if isinstance(key, (bytes, bytearray)) and not isinstance(self.key_codec, BytesCodec):
             if len(key) != self.key_size:
                 raise UsageError(f"key of {len(key)} bytes for map {self.name}, whose keys are "
@@ -152,6 +173,10 @@ class TypedMap(Closable):
         return self.key_codec.encode(key, "key")
 
     def _value(self, value) -> bytes:
+        value = _from_ctypes(value)
+        if isinstance(value, (bytes, bytearray)) and not isinstance(self.value_codec, BytesCodec) \
+                and len(value) == self.value_size:
+            return bytes(value)
         return self.value_codec.encode(value, "value")
 
     def _decode_value(self, raw: bytes):
@@ -168,7 +193,10 @@ class TypedMap(Closable):
         if raw is None:
             raise MapKeyError(f"key {key!r} is not in map {self.name}",
                               hint="m.keys() lists the keys; m.get(key, default) for a default")
-        return self._decode_value(raw)
+        v = self._decode_value(raw)
+        if self._table is not None and type(v) is int:
+            return BCCInt(v)              # BCC's table[k].value idiom keeps working
+        return v
 
     def _lookup(self, k: bytes):
         try:
@@ -228,20 +256,60 @@ class TypedMap(Closable):
         self._check_open("read it")
         return self._lookup(self._key(key)) is not None
 
-    def items(self):
+    def items(self, sum_cpus: bool = False):
+        """(key, value) pairs. Per-CPU maps: ``sum_cpus=True`` adds the CPUs' values up
+        (an int, or a dict of a struct's fields), else a numpy array per key."""
         self._check_open("read it")
         out = []
         for k in list(self._raw_keys()):
             raw = self._lookup(k)
             if raw is not None:
-                out.append((self.key_codec.decode(k), self._decode_value(raw)))
+                v = self._decode_value(raw)
+                out.append((self.key_codec.decode(k), self._summed(v) if sum_cpus and self.percpu else v))
         return out
 
-    def values(self):
-        return [v for _, v in self.items()]
+    def values(self, sum_cpus: bool = False):
+        return [v for _, v in self.items(sum_cpus)]
 
-    def to_dict(self) -> dict:
-        return dict(self.items())
+    def to_dict(self, sum_cpus: bool = False) -> dict:
+        """{key: value}; per-CPU maps with ``sum_cpus=True``: summed over CPUs."""
+        return dict(self.items(sum_cpus))
+
+    def to_numpy(self, sum_cpus: bool = True):
+        """Values as an array (keys in map order): shape (n,) for integers, (n, cpus) for
+        per-CPU ones not summed, a structured array (one column a field) for structs."""
+        import numpy as np
+        vals = self.values(sum_cpus)
+        if vals and (hasattr(vals[0], "_asdict") or isinstance(vals[0], dict)):
+            rows = [v._asdict() if hasattr(v, "_asdict") else v for v in vals]
+            fields = list(rows[0])
+            if all(isinstance(rows[0][f], (int, np.integer)) for f in fields):
+                return np.array([tuple(int(r[f]) for f in fields) for r in rows],
+                                dtype=[(f, np.int64 if any(r[f] < 0 for r in rows) else np.uint64) for f in fields])
+        if vals and isinstance(vals[0], np.ndarray):
+            return np.stack(vals)
+        return np.array(vals)
+
+    @staticmethod
+    def _summed(v):
+        if getattr(getattr(v, "dtype", None), "names", None):
+            return {n: int(v[n].sum()) for n in v.dtype.names}
+        if hasattr(v, "sum"):
+            return int(v.sum())
+        return v
+
+    # --- BCC-dialect programs: prog["m"] is this typed map; the BCC table stays reachable
+
+    _table = None
+
+    @property
+    def table(self):
+        """The BCC table behind this map (a map of a BCC-dialect program: ``prog[name]``),
+        for code written against BCC's API (``table.Key``, ``table.Leaf``)."""
+        if self._table is None:
+            raise AttributeError(f"map {self.name} is not a BCC table (it is typed by BTF: use it directly)")
+        self._check_open("read or write it")
+        return self._table
 
     def clear(self) -> None:
         self._check_open("clear it")
@@ -292,18 +360,31 @@ class TypedMap(Closable):
         k, v = self._type_names()
         return f"<{type(self).__name__} {self.name} ({self.kind}, {k} -> {v}, max {self.max_entries})>"
 
-    def to_df(self):
-        """A pandas DataFrame: a row per key, struct fields as columns."""
+    def to_df(self, sum_cpus: bool = True):
+        """A pandas DataFrame: a row per key, struct fields as columns; per-CPU maps not
+        summed (``sum_cpus=False``): a row per key and CPU (column ``cpu``)."""
         import pandas as pd
         rows = []
-        for k, v in self.items():
-            row = {"key": k}
+
+        def fields(v) -> dict:
             if hasattr(v, "_asdict"):
-                row.update(v._asdict())
+                return dict(v._asdict())
+            if isinstance(v, dict):
+                return v
+            if getattr(getattr(v, "dtype", None), "names", None):       # a numpy struct row
+                return {n: v[n].item() for n in v.dtype.names}
+            return {"value": v.item() if hasattr(v, "item") else v}
+        for k, v in self.items(sum_cpus):
+            if self.percpu and not sum_cpus and hasattr(v, "__len__"):
+                rows += [{"key": k, "cpu": cpu, **fields(x)} for cpu, x in enumerate(v)]
             else:
-                row["value"] = v
-            rows.append(row)
+                rows.append({"key": k, **fields(v)})
         return pd.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        if self.closed:
+            return f"<b>map {escape(self.name)}</b>: closed"
+        return f"<b>{escape(repr(self))}</b>{self.to_df().to_html(index=False)}"
 
 
 @register(1, 9)
@@ -529,7 +610,7 @@ class XskMap(TypedMap):
     def keys(self):
         self._no_reads("keys")
 
-    def items(self):
+    def items(self, *a, **kw):
         self._no_reads("items")
 
     def __len__(self):
@@ -587,11 +668,7 @@ def of(prog) -> dict:
     handle of its own (closed with the program; ``close()`` it earlier if you like)."""
     if isinstance(prog, Closable):
         prog._check_open("open its maps")
-    out = {}
-    for name in prog.maps:
-        m = prog.maps[name]
-        out[name] = m if isinstance(m, TypedMap) else open(m, owner=prog)
-    return out
+    return {name: open(prog.maps[name], owner=prog) for name in prog.maps}
 
 
 def from_ref(ref, btf_raw: bytes | None = None, owner=None) -> TypedMap:
