@@ -73,6 +73,9 @@ def datarec(m, key) -> tuple[int, int]:
     v = m[key]
     if isinstance(v, (bytes, bytearray)):
         return struct.unpack("=QQ", bytes(v)[:16])
+    if isinstance(v, list):                                # per-CPU, no BTF types: bytes per CPU
+        rows = [struct.unpack("=QQ", bytes(x)[:16]) for x in v]
+        return sum(r[0] for r in rows), sum(r[1] for r in rows)
     return int(v["rx_packets"].sum()), int(v["rx_bytes"].sum())
 
 
@@ -126,7 +129,7 @@ char _license[] SEC("license") = "GPL";
 def test_legacy_bpf_map_def_maps_are_read_as_btf_maps():
     new, names = dialects.translate_legacy_maps(LEGACY_MAP)
     assert names == ["counts"] and new.count("\n") == LEGACY_MAP.count("\n")
-    assert '__uint(type, BPF_MAP_TYPE_ARRAY); __uint(key_size, sizeof(__u32));' in new
+    assert 'struct { int (*type)[BPF_MAP_TYPE_ARRAY]; int (*key_size)[sizeof(__u32)];' in new
     with xdplab.load(LEGACY_MAP) as prog:
         assert prog.section == "xdp_count" and prog.object.typed_by_xdplab["count_all"]
         assert prog.run(Ether() / IP() / ICMP()).action == "XDP_PASS"
@@ -137,6 +140,58 @@ def test_legacy_bpf_map_def_maps_are_read_as_btf_maps():
     with pytest.raises(xdplab.CompileError) as e:
         xdplab.load(broken)
     assert e.value.line == 17 and "undefined_thing" in str(e.value)
+
+
+OLD_STATS_HEADER = """\
+/* as old xdp-tutorial common/xdp_stats_kern.h: a legacy map in a header */
+#ifndef __XDP_STATS_KERN_H
+#define __XDP_STATS_KERN_H
+struct datarec { __u64 rx_packets; __u64 rx_bytes; };
+struct bpf_map_def SEC("maps") xdp_stats_map = {
+\t.type        = BPF_MAP_TYPE_PERCPU_ARRAY,
+\t.key_size    = sizeof(__u32),
+\t.value_size  = sizeof(struct datarec),
+\t.max_entries = XDP_REDIRECT + 1,
+};
+static __always_inline __u32 xdp_stats_record_action(struct xdp_md *ctx, __u32 action)
+{
+\tstruct datarec *rec = bpf_map_lookup_elem(&xdp_stats_map, &action);
+\tif (!rec)
+\t\treturn XDP_ABORTED;
+\trec->rx_packets++;
+\trec->rx_bytes += (ctx->data_end - ctx->data);
+\treturn action;
+}
+#endif
+"""
+
+OLD_LESSON = """\
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "../common/xdp_stats_kern.h"
+
+SEC("xdp_pass")
+int xdp_pass_func(struct xdp_md *ctx)
+{
+\treturn xdp_stats_record_action(ctx, XDP_PASS);
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_legacy_maps_in_a_carried_header_are_rewritten_too(tmp_path):
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "xdp_stats_kern.h").write_text(OLD_STATS_HEADER)
+    (tmp_path / "lesson").mkdir()
+    (tmp_path / "lesson" / "xdp_prog_kern.c").write_text(OLD_LESSON)
+    with xdplab.Program.from_file(tmp_path / "lesson" / "xdp_prog_kern.c").load() as prog:
+        assert prog.run(Ether() / IP() / ICMP()).action == "XDP_PASS"
+        assert datarec(prog["xdp_stats_map"], 2)[0] == 1
+    # errors keep their files and lines through the preprocessed rewrite
+    (tmp_path / "lesson" / "xdp_prog_kern.c").write_text(OLD_LESSON.replace("XDP_PASS);", "XDP_PAS);"))
+    with pytest.raises(xdplab.CompileError) as e:
+        xdplab.Program.from_file(tmp_path / "lesson" / "xdp_prog_kern.c").load()
+    assert e.value.line == 8 and "XDP_PAS" in str(e.value)
 
 
 KERNEL_TREE = """\

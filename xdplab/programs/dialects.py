@@ -264,11 +264,24 @@ def compile_c(source: str, origin: str = "cell", first_line: int = 1, cflags=(),
         # -fno-strict-aliasing, as the kernel's own build: packet code reads headers through
         # other types (lab 06's `*(__be16 *)icmp6`); with strict aliasing clang moved such a
         # read across a write (a wrong checksum) where BCC's compile of the same C did not
-        cmd = ["clang", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-x", "c",
-               "-fno-strict-aliasing",
-               "-fno-color-diagnostics", "-Wno-unused-value", "-Wno-pointer-sign",
-               *[f"-I{d}" for d in inc], f"-idirafter{UAPI_ARCH}", *extra, *cflags, "-c", name, "-o", str(out)]
+        flags = ["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-fno-strict-aliasing",
+                 "-fno-color-diagnostics", "-Wno-unused-value", "-Wno-pointer-sign",
+                 *[f"-I{d}" for d in inc], f"-idirafter{UAPI_ARCH}", *extra, *cflags]
+        cmd = ["clang", "-x", "c", *flags, "-c", name, "-o", str(out)]
         t0 = time.perf_counter()
+        if legacy_maps_in_headers(source, [*inc, *(f[2:] for f in cflags if f.startswith("-I"))]):
+            # a header it carries declares maps the pre-1.0 way: preprocess, rewrite them in
+            # the preprocessed text (line markers keep files and lines), compile that
+            pre = Path(tmp) / (Path(name).stem + ".i")
+            try:
+                r = subprocess.run(["clang", "-x", "c", *flags, "-E", name, "-o", str(pre)],
+                                   cwd=tmp, capture_output=True, text=True, timeout=300)
+            except FileNotFoundError:
+                raise XDPLabError("clang is not installed", hint="run ./lab setup (Debian package clang)") from None
+            if r.returncode != 0:
+                return None, r.stderr or f"clang -E exited with {r.returncode}", name
+            pre.write_text(translate_legacy_maps(pre.read_text())[0])
+            cmd = ["clang", "-x", "cpp-output", *flags, "-c", pre.name, "-o", str(out)]
         try:
             r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired:
@@ -360,9 +373,13 @@ def kernel_tree_compat(source: str, dirs=()) -> str:
 
 # struct bpf_map_def SEC("maps") NAME = { .type = ..., ... };   (libbpf < 1.0; samples, tutorials)
 # struct bpf_elf_map SEC("maps") NAME = { .type = ..., .size_key = ..., ... };   (iproute2)
+# also as the preprocessor leaves it: SEC("maps") expanded to __attribute__((section("maps"), used)),
+# with libbpf's #pragma lines and line markers in between
 _LEGACY_MAP = re.compile(
-    r'\bstruct\s+(?P<kind>bpf_map_def|bpf_elf_map)\s+SEC\s*\(\s*"maps"\s*\)\s*(?P<name>\w+)\s*=\s*'
-    r'\{(?P<body>[^{}]*)\}\s*;')
+    r'\bstruct\s+(?P<kind>bpf_map_def|bpf_elf_map)\b(?P<mid>(?:\s|#[^\n]*\n|SEC\s*\(\s*"maps"\s*\)|'
+    r'__attribute__\s*\(\(\s*section\s*\(\s*"maps"\s*\)\s*(?:,\s*used\s*)?\)\))+)'
+    r'(?P<name>\w+)\s*=\s*\{(?P<body>[^{}]*)\}\s*;')
+_LINE_MARKER = re.compile(r'^#\s*(\d+)\s+("[^"]*")', re.M)
 _LEGACY_FIELDS = {"type": "type", "key_size": "key_size", "value_size": "value_size",
                   "max_entries": "max_entries", "map_flags": "map_flags", "size_key": "key_size",
                   "size_value": "value_size", "max_elem": "max_entries", "flags": "map_flags",
@@ -389,12 +406,15 @@ def _split_top(body: str) -> list[str]:
 def translate_legacy_maps(source: str) -> tuple[str, list[str]]:
     """Pre-1.0 map definitions (``struct bpf_map_def SEC("maps") m = {.type = ..., ...};``,
     iproute2's ``struct bpf_elf_map``) rewritten as the BTF-defined maps libbpf 1.x reads
-    (``struct { __uint(type, ...); __uint(key_size, ...); ... } m SEC(".maps");``), on the
-    same lines (line numbers do not move). Returns (source, names of the maps rewritten).
-    A definition it cannot read stays as it is (libbpf then names it)."""
+    (``struct { int (*type)[...]; int (*key_size)[...]; ... } m SEC(".maps");``, what
+    ``__uint()`` expands to), on the same lines (line numbers do not move). Works on a source
+    and on preprocessed text (line markers kept right). Returns (text, names of the maps
+    rewritten). A definition it cannot read stays as it is (libbpf then names it)."""
     names = []
 
     def repl(m):
+        if "maps" not in m["mid"]:
+            return m.group(0)
         fields = []
         for part in _split_top(m["body"]):
             f = re.fullmatch(r"\s*\.(\w+)\s*=\s*(.+?)\s*", part, re.S)
@@ -405,12 +425,27 @@ def translate_legacy_maps(source: str) -> tuple[str, list[str]]:
                 continue                  # pinning: xdplab leaves no pins (prog["map"].pin())
             if key not in _LEGACY_FIELDS:
                 return m.group(0)
-            fields.append(f"__uint({_LEGACY_FIELDS[key]}, {' '.join(value.split())});")
+            fields.append(f"int (*{_LEGACY_FIELDS[key]})[{' '.join(value.split())}];")
         names.append(m["name"])
-        text = "struct { " + " ".join(fields) + f' }} {m["name"]} SEC(".maps");'
-        return text + "\n" * m.group(0).count("\n")
+        attr = ('SEC(".maps")' if re.search(r"\bSEC\s*\(", m["mid"])
+                else '__attribute__((section(".maps"), used))')
+        text = "struct { " + " ".join(fields) + f' }} {m["name"]} {attr};'
+        whole = m.group(0)
+        markers = list(_LINE_MARKER.finditer(whole))
+        if not markers:
+            return text + "\n" * whole.count("\n")
+        last = markers[-1]                # preprocessed: say again where the text after it is
+        line = int(last.group(1)) + whole.count("\n", last.end() + 1)
+        return f"{text}\n# {line} {last.group(2)}\n"
 
     return _LEGACY_MAP.sub(repl, source), names
+
+
+def legacy_maps_in_headers(source: str, dirs) -> bool:
+    """Does a header ``source`` carries (a quoted #include found in ``dirs``) declare maps
+    the pre-1.0 way? Then xdplab rewrites them in the preprocessed text."""
+    texts = list(_texts(source, list(dirs)))[1:]
+    return any(_LEGACY_MAP.search(t) and 'maps"' in t for t in texts)
 
 
 _DIAG = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?P<col>\d+): (?P<kind>fatal error|error|warning): (?P<msg>.*)$", re.M)
