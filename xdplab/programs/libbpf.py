@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .. import kernel
-from ..errors import (ClosedError, CompileError, MapKeyError, NotSupported, UsageError, VerifierError,
+from ..errors import (Closable, ClosedError, CompileError, MapKeyError, NotSupported, UsageError, VerifierError,
                       XDPLabError)
 from .program import DIALECT_LOADERS, Stats, XDPProgram
 from . import dialects
@@ -95,6 +95,8 @@ def lib():
         "bpf_program__set_ifindex": (None, [P, U]), "bpf_program__set_flags": (I, [P, U]),
         "bpf_program__set_type": (I, [P, I]), "bpf_program__set_autoload": (I, [P, ctypes.c_bool]),
         "bpf_map__pin_path": (S, [P]), "bpf_map__set_pin_path": (I, [P, S]),
+        "bpf_map__set_max_entries": (I, [P, U]),
+        "btf__load_vmlinux_btf": (P, []), "btf__find_by_name_kind": (I, [P, S, U]), "btf__free": (None, [P]),
     }
     for name, (res, args) in protos.items():
         fn = getattr(L, name)
@@ -497,11 +499,13 @@ class ProgRef:
     expected_attach_type: int
 
 
-class Object:
+class Object(Closable):
     """A libbpf ``bpf_object``: all programs of one ELF, loaded together, sharing maps.
 
     ``Object(elf_bytes, name)`` opens it (nothing in the kernel yet); ``globals`` can be
     set; ``load()`` creates the maps and loads every program (the verifier runs here)."""
+
+    _close_when_collected = True
 
     def __init__(self, elf: bytes, name: str = "prog"):
         L = lib()
@@ -581,6 +585,38 @@ class Object:
         L.bpf_program__set_expected_attach_type(p, attach)
         self.typed_by_xdplab[name] = why
 
+    def set_max_entries(self, sizes) -> None:
+        """Size maps before load (``Program(map_sizes={"rx_cnt": 4})``), as a loader does
+        with bpf_map__set_max_entries for maps its object leaves at 0."""
+        L = lib()
+        if not sizes:
+            return
+        if not isinstance(sizes, Mapping):
+            raise UsageError(f"map_sizes={sizes!r} is not a mapping", hint='map_sizes={"rx_cnt": 4}')
+        maps = {L.bpf_map__name(m).decode(): m for m in self._maps()}
+        for name, n in sizes.items():
+            if name not in maps:
+                raise UsageError(f"map_sizes: no map {name!r} in this object",
+                                 hint="maps: " + ", ".join(n for n in maps if not n.startswith(".")))
+            if not isinstance(n, int) or isinstance(n, bool) or not 0 < n < 1 << 32:
+                raise UsageError(f"map_sizes[{name!r}] = {n!r}: max_entries is an integer 1..2**32-1")
+            L.bpf_map__set_max_entries(maps[name], n)
+
+    def check_sizes(self) -> None:
+        """Maps the object leaves at max_entries 0 (its loader sizes them: samples/bpf's
+        per-CPU record arrays) are a UsageError naming them, before the kernel refuses them."""
+        L = lib()
+        unsized = [L.bpf_map__name(m).decode() for m in self._maps()
+                   if L.bpf_map__max_entries(m) == 0 and L.bpf_map__type(m) != 4   # PERF_EVENT_ARRAY: libbpf sizes it
+                   and not L.bpf_map__is_internal(m)]
+        if unsized:
+            raise UsageError(f"map{'s' if len(unsized) > 1 else ''} {', '.join(unsized)} of {self.name} "
+                             "declare no max_entries: the program's own loader sizes them before load "
+                             "(bpf_map__set_max_entries)",
+                             hint="pass map_sizes={" + ", ".join(f"{n!r}: N" for n in unsized) + "} "
+                                  "(for per-CPU record arrays N is usually the number of CPUs, "
+                                  f"{kernel.possible_cpus()} here)")
+
     def skip_trampoline_programs(self, origin: str) -> None:
         """fentry/fexit/freplace/fmod_ret programs attach through BPF trampolines, which
         this machine refuses (EPERM) and xdplab never uses: next to XDP programs they are
@@ -604,6 +640,29 @@ class Object:
                 L.bpf_program__set_autoload(p, False)
         self.not_loaded = {n: f"{s}: needs BPF trampolines (refused here)"
                            for n, s in self.trampoline_programs.items()}
+
+    def skip_missing_tracepoints(self) -> None:
+        """``tp_btf/NAME`` programs next to XDP ones (samples/bpf's statistics) whose
+        tracepoint this kernel does not have (they come and go between releases: 6.18 has no
+        xdp_redirect_map_err): not loaded, ``not_loaded`` says why, instead of failing the
+        whole object."""
+        L = lib()
+        tps = {L.bpf_program__name(p).decode(): (p, L.bpf_program__section_name(p).decode())
+               for p in self._progs() if L.bpf_program__section_name(p).decode().startswith("tp_btf/")}
+        if not tps:
+            return
+        ctypes.set_errno(0)
+        vmlinux = L.btf__load_vmlinux_btf()
+        if not vmlinux:
+            return
+        try:
+            for name, (p, sec) in tps.items():
+                tp = sec.split("/", 1)[1]
+                if L.btf__find_by_name_kind(vmlinux, f"btf_trace_{tp}".encode(), _KIND_TYPEDEF) < 0:
+                    L.bpf_program__set_autoload(p, False)
+                    self.not_loaded[name] = f"{sec}: this kernel ({os.uname().release}) has no tracepoint {tp}"
+        finally:
+            L.btf__free(vmlinux)
 
     def _check(self):
         if self._closed:
@@ -695,12 +754,6 @@ class Object:
             lib().bpf_object__close(self._ptr)
         self._ptr = None
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
 
 class _LoadFailure(Exception):
     def __init__(self, ret, prog, vlog, log):
@@ -718,14 +771,12 @@ def _last(text: str) -> str:
 
 
 def _open_hint(text: str) -> str:
-    if "legacy map definitions" in text:
-        return ("the object declares its maps the pre-1.0 way (struct bpf_map_def SEC(\"maps\"), as old "
-                "samples and tutorials did), which libbpf 1.x (Debian's 1.1, what xdplab loads with) "
-                "refuses: load its C source instead (xdplab rewrites such maps as BTF-defined maps), or "
-                "declare them as struct { __uint(type, ...); ... } name SEC(\".maps\"); and rebuild")
-    if "missing BPF prog type" in text or "failed to guess program type" in text:
-        return 'use a section libbpf knows for XDP: SEC("xdp") or SEC("xdp.frags")'
-    return "check the object was built with `clang -O2 -g -target bpf` (BTF and a license)"
+    m = re.search(r"failed to find BTF for extern '(\w+)'", text)
+    if m:
+        return (f"{m.group(1)} is declared extern: it is defined in another BPF object, which its "
+                "build links in (samples/bpf: `bpftool gen object out.o prog.bpf.o xdp_sample.bpf.o`); "
+                "link them and load the linked .o")
+    return explain.open_hint(text)          # the 'libbpf-open' failure rows (programs/explain.py)
 
 
 # --- run-time statistics ---------------------------------------------------------------
@@ -1176,6 +1227,9 @@ def load_spec(spec, detected) -> LibbpfProgram:
         raise (_implicit_error(view, warnings, e.log) or e) from None
     try:
         obj.skip_trampoline_programs(spec.origin)
+        obj.skip_missing_tracepoints()
+        obj.set_max_entries(getattr(spec, "map_sizes", None))
+        obj.check_sizes()
     except BaseException:
         obj.close()
         raise

@@ -101,6 +101,9 @@ class Program:
     #: libbpf-style C/objects: bind to this device (interface name or lab Host) at load,
     #: BPF_F_XDP_DEV_BOUND_ONLY + prog_ifindex: the RX metadata kfuncs need it (xdplab.memory)
     bind_to: object = None
+    #: libbpf-style C/objects: {map name: max_entries} set before load, as loaders size maps
+    #: their object leaves at 0 (samples/bpf: bpf_map__set_max_entries(rx_cnt, nr_cpus))
+    map_sizes: object = None
 
     def __post_init__(self):
         object.__setattr__(self, "cflags", split_cflags(self.cflags))
