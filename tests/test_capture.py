@@ -257,3 +257,36 @@ def test_capture_the_kernel_or_license_refuses_says_why(objects, tmp_path):
     import gc
     gc.collect()
     assert set(kernel.prog_ids()) - before == set(), "a refused capture leaves no program behind"
+
+
+def test_libbpf_cell_with_capture_option_and_rerun_swaps(topo):
+    """%%xdp --capture on a libbpf-style cell; re-running the cell swaps the capturing
+    program through the same link (BPF_LINK_UPDATE), and the new one captures too."""
+    from IPython.core.interactiveshell import InteractiveShell
+    h = topo["h1"]
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "xdplab")
+    body = LIBBPF_REWRITE.replace('bpf_printk("ttl %d", ip->ttl);', "")
+    try:
+        res = ip.run_cell(f'%%xdp --dev {h.outside} --capture "udp" --name capped\n{body}')
+        assert res.error_in_exec is None, res.error_in_exec
+        first = ip.user_ns["capped"]
+        assert first.dialect.dialect == "libbpf" and kernel.xdp_state(h.outside) == {"native": first.id}
+        cap = first.capture()
+        _udp(h, 2)
+        cap.flush()
+        assert [p["action"] for p in cap.pairs()] == ["DROP", "DROP"]
+        res = ip.run_cell(f'%%xdp --dev {h.outside} --capture "udp" --name capped\n{body}')
+        assert res.error_in_exec is None, res.error_in_exec
+        second = ip.user_ns["capped"]
+        assert second is not first and first.closed and cap.closed
+        assert kernel.xdp_state(h.outside) == {"native": second.id}
+        cap2 = second.capture()
+        _udp(h, 3)
+        cap2.flush()
+        assert cap2.stats()["matched"] == 3 and len(cap2.pairs()) == 3
+        assert len(cap.pairs()) == 2                   # the first capture kept what it recorded
+        second.close()
+    finally:
+        ip.run_line_magic("unload_ext", "xdplab")
+    assert kernel.xdp_state(h.outside) == {}

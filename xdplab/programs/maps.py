@@ -236,6 +236,9 @@ def _exists(bpf, name: str) -> bool:
 #: map types whose BCC table does more than keys and values (perf/ring buffers, programs,
 #: stack traces): these stay BCC tables (``Map``)
 BCC_ONLY = {3, 4, 7, 27}
+#: devmap, devmap hash, cpumap, xskmap: their values are kernel objects (the kernel takes no
+#: BTF for them); the typed wrappers know them anyway (entries by interface, socket, CPU)
+NO_BTF_NEEDED = {14, 16, 17, 25}
 
 
 def typed(name: str, table):
@@ -249,7 +252,7 @@ def typed(name: str, table):
             m = typedmaps.wrap(fd, name=name)
         except Exception:                 # not a map we can type: the BCC table as it is
             m = None
-        if m is not None and m.typed:
+        if m is not None and (m.typed or m.map_type in NO_BTF_NEEDED):
             m._table = table
             return m
         if m is not None:
