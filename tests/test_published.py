@@ -33,6 +33,8 @@ from xdplab.programs.bcccompat import CountingWarning
 from xdplab.programs.libbpf import LibbpfProgram, ObjectError
 from xdplab.programs import dialects
 
+from .routing_fixtures import router_factory  # noqa: F401  (fixture)
+
 pytestmark = pytest.mark.kernel
 
 SRC = Path(os.environ.get("XDPLAB_PUBLISHED_CORPUS")
@@ -735,3 +737,66 @@ def test_samples_xdp_redirect_map_bpf_linked_as_its_makefile_links_it(topo, tmp_
             redirect.remove_peer_program(h2)
         processed = sum(prog["rx_cnt"][cpu].processed for cpu in range(ncpu))
         assert processed == prog.counters()["REDIRECT"] >= 6        # the run() above counts too
+
+
+@published
+def test_samples_xdp_fwd_routes_with_the_fib(router_factory):
+    """A kernel-tree sample (__force, cpu_to_be32, htons) forwarding with bpf_fib_lookup, in a
+    router namespace. Its devmap (64 entries) is keyed by ifindex, and veths moved into a
+    namespace keep the root namespace's (here in the thousands): map_sizes= makes room."""
+    t = router_factory(hosts=("h1", "h2"))
+    h1, h2 = t["h1"], t["h2"]
+    with load("linux/samples/bpf/xdp_fwd_kern.c", map_sizes={"xdp_tx_ports": max(64, h2.ifindex + 1)}) as prog:
+        assert prog.name == "xdp_fwd_prog" and prog.section == "xdp_fwd"
+        assert h1.ping(h2.ipv4, count=1) == 1                  # the router learns h2's MAC
+        # what xdp_fwd_user.c does, in the namespace whose devices it names
+        t.in_router(prog["xdp_tx_ports"].set, h2.ifindex, h2.outside, check=False)
+        pkt = Ether(src=h1.mac, dst=h1.gw_mac) / IP(src=h1.ipv4, dst=h2.ipv4, ttl=64) / ICMP()
+        r = t.in_router(prog.run, pkt, ingress_ifindex=h1.ifindex)
+        assert r.action == "XDP_REDIRECT"
+        out = r.packet
+        assert (out.src, out.dst, out[IP].ttl) == (h2.gw_mac, h2.mac, 63)
+        check = out[IP].chksum
+        del out[IP].chksum
+        assert IP(bytes(out[IP])).chksum == check             # the incremental checksum is right
+        before = prog.counters()["REDIRECT"]
+        t.attach_host(prog.program("xdp_fwd_direct_prog"), "h2")   # h2's veth needs a peer program
+        t.attach(prog, "h1")
+        assert h1.ping(h2.ipv4, count=5, interval=0.05) == 5   # forwarded by XDP, answered
+        t.detach()
+        assert prog.counters()["REDIRECT"] - before >= 5
+
+
+@published
+def test_tutorial_af_xdp_kern_passes_every_other_packet_without_a_socket(topo):
+    h1 = topo["h1"]
+    with load("xdp-tutorial/advanced03-AF_XDP/af_xdp_kern.c") as prog:
+        assert prog["xsks_map"].__class__.__name__ == "XskMap"
+        for _ in range(3):
+            assert prog.run(Ether() / IP() / ICMP()).action == "XDP_PASS"   # no socket bound
+        assert int(sum(prog["xdp_stats_map"][0])) == 3
+        prog.attach(h1.outside)
+        assert h1.ping(h1.gw4, count=3, interval=0.05) == 3
+        prog.detach()
+
+
+@published
+def test_selftest_redirect_multi_broadcasts_to_every_other_port(topo_factory):
+    t = topo_factory(hosts=("h1", "h2", "h3"))
+    h1, h2, h3 = t["h1"], t["h2"], t["h3"]
+    with selftest("xdp_redirect_multi_kern.c") as prog:
+        assert prog.name == "xdp_redirect_map_multi_prog"
+        for i, h in enumerate((h1, h2, h3)):    # every port in map_all (the selftest keys them by
+            devmap_set(prog["map_all"], i, h)    # ifindex: small in its netns, not in this root one)
+        assert prog.run(Ether() / IP() / ICMP(), ifname=h1).action == "XDP_REDIRECT"
+        peers = [redirect.ensure_peer_program(h) for h in (h2, h3)]
+        try:
+            neigh(h1, h1.gw4, h1.gw_mac)
+            prog.attach(h1.outside)
+            before = [p.counters()["PASS"] for p in peers]
+            h1.ping(h1.gw4, count=5, interval=0.05, timeout=0.3)   # IPv4: broadcast, not to h1
+            prog.detach()
+            assert all(p.counters()["PASS"] - b >= 5 for p, b in zip(peers, before))
+        finally:
+            for h in (h2, h3):
+                redirect.remove_peer_program(h)

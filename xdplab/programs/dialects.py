@@ -333,6 +333,14 @@ typedef __s8 s8; typedef __s16 s16; typedef __s32 s32; typedef __s64 s64;
 #define memcpy(d, s, n) __builtin_memcpy((d), (s), (n))
 #define memset(d, c, n) __builtin_memset((d), (c), (n))
 #define memmove(d, s, n) __builtin_memmove((d), (s), (n))
+#define cpu_to_be16(x) bpf_htons(x)
+#define cpu_to_be32(x) bpf_htonl(x)
+#define be16_to_cpu(x) bpf_ntohs(x)
+#define be32_to_cpu(x) bpf_ntohl(x)
+#define __force
+#define __bitwise
+#define AF_INET 2
+#define AF_INET6 10
 """
 KERNEL_VLAN_HDR = """/* linux/if_vlan.h (kernel-internal) */
 struct vlan_hdr { __be16 h_vlan_TCI; __be16 h_vlan_encapsulated_proto; };
