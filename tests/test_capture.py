@@ -101,6 +101,10 @@ def test_capture_needs_instrumented_program():
     with pytest.raises(xdplab.XDPLabError, match="capture=True"):
         prog.capture()
     prog.close()
+    prog = xdplab.load(LIBBPF_REWRITE)                   # libbpf-style, loaded without capture=
+    with pytest.raises(xdplab.XDPLabError, match="(?s)not built for capture.*capture=True"):
+        prog.capture()
+    prog.close()
 
 
 def test_table_tells_packets_apart_and_is_never_cut():
@@ -290,3 +294,18 @@ def test_libbpf_cell_with_capture_option_and_rerun_swaps(topo):
     finally:
         ip.run_line_magic("unload_ext", "xdplab")
     assert kernel.xdp_state(h.outside) == {}
+
+
+def test_frags_program_captures_the_whole_frame_across_fragments():
+    """An xdp.frags program (libbpf-style): the sample's length is the whole frame
+    (bpf_xdp_get_buff_len), and the copied bytes run on past the first buffer (BPF_PROG_RUN
+    puts 3520 B there, the rest in fragments)."""
+    prog = Program.from_file(str(CORPUS / "xdp_frags_kern.c"), capture=Capture(snaplen=5000)).load()
+    assert prog.frags
+    cap = prog.capture()
+    frame = bytes(Ether() / IP() / UDP() / bytes(i & 0xFF for i in range(6000)))
+    assert prog.run(frame).action == "XDP_PASS"
+    cap.flush()
+    (p,) = cap.pairs()
+    assert p["len_in"] == p["len_out"] == len(frame) and p["entry"] == frame[:5000] == p["exit"]
+    prog.close()

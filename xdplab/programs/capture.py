@@ -295,7 +295,7 @@ static __always_inline void xdplab_cap_inc(u32 slot)
 static __always_inline void xdplab_cap_emit(struct xdp_md *ctx, u64 ts, u32 point, int action)
 {
     struct xdplab_cap_hdr h = {};
-    u64 len = ctx->data_end - ctx->data;
+    u64 len = bpf_xdp_get_buff_len(ctx);        /* with an xdp.frags program's fragments */
     u64 caplen = len < XDPLAB_SNAPLEN ? len : XDPLAB_SNAPLEN;
     h.ts = ts;
     h.ifindex = ctx->ingress_ifindex;
