@@ -17,6 +17,11 @@ it to classic BPF, which is translated here to C (forward gotos only, every load
 bounds-checked) and evaluated on the entry bytes; ``snaplen`` caps the copied bytes.
 A full perf buffer makes the helper fail: those samples are counted as lost, so
 captured + lost = samples the program tried to emit.
+
+libbpf-style C and compiled objects get the same wrapper as libbpf-style C
+(``libbpf_wrapper``), spliced in front of the program's final instructions (``splice``;
+``libbpf.capture_object_program``), read through libbpf's perf buffer: same API, same
+samples.
 """
 from __future__ import annotations
 
