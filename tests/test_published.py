@@ -285,6 +285,58 @@ def test_sections_libbpf1_no_longer_knows_are_typed_and_nothing_is_pinned(topo):
     assert set(os.listdir("/sys/fs/bpf")) == before   # LIBBPF_PIN_BY_NAME left no pin behind
 
 
+IPROUTE2 = """\
+#include <linux/bpf.h>
+#include "bpf_elf.h"
+
+#ifndef __section
+# define __section(NAME) __attribute__((section(NAME), used))
+#endif
+
+struct bpf_elf_map __section("maps") acc = {
+\t.type\t\t= BPF_MAP_TYPE_ARRAY,
+\t.size_key\t= sizeof(__u32),
+\t.size_value\t= sizeof(__u64),
+\t.pinning\t= PIN_GLOBAL_NS,
+\t.max_elem\t= 2,
+};
+
+static void *(*map_lookup_elem)(void *map, const void *key) = (void *) BPF_FUNC_map_lookup_elem;
+
+__section("prog")
+int xdp_acc(struct xdp_md *ctx)
+{
+\t__u32 key = 1;
+\t__u64 *n = map_lookup_elem(&acc, &key);
+\tif (n)
+\t\t__sync_fetch_and_add(n, 1);
+\treturn XDP_PASS;
+}
+char __license[] __section("license") = "GPL";
+"""
+
+
+def test_iproute2_style_bpf_elf_map_and_section_prog():
+    """Programs written for `ip link ... obj x.o sec prog`: bpf_elf.h, __section, a "prog"
+    section typed from its argument, pinning dropped (xdplab leaves no pins)."""
+    assert dialects.detect(IPROUTE2).dialect == "libbpf"
+    with xdplab.load(IPROUTE2) as prog:
+        assert prog.section == "prog" and prog.name == "xdp_acc"
+        assert prog.run(Ether() / IP() / ICMP()).action == "XDP_PASS"
+        assert prog["acc"][1] == 1 and prog.counters()["PASS"] == 1
+
+
+def test_an_unknown_section_without_btf_says_how_to_fix_it(tmp_path):
+    c = tmp_path / "nobtf.c"
+    c.write_text('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nSEC("tx")\n'
+                 'int f(struct xdp_md *ctx) { return XDP_TX; }\nchar _license[] SEC("license") = "GPL";\n')
+    subprocess.run(["clang", "-O2", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", str(c),
+                    "-o", str(tmp_path / "nobtf.o")], check=True)          # no -g: no BTF
+    with pytest.raises(ObjectError) as e:
+        xdplab.Program.from_file(tmp_path / "nobtf.o").load()
+    assert "section 'tx'" in e.value.hint and "-g" in e.value.hint
+
+
 FENTRY_ONLY = """\
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>

@@ -39,6 +39,8 @@ _LIBBPF_MARKERS = [
     (re.compile(r'\bSEC\s*\(\s*"\.maps"\s*\)'), 'SEC(".maps")'),
     (re.compile(r'\bSEC\s*\(\s*"[^"]*"\s*\)'), "SEC(...)"),
     (re.compile(r'\bBPF_CORE_READ\s*\('), "BPF_CORE_READ"),
+    (re.compile(r'\b__section\s*\(\s*"[^"]*"\s*\)'), '__section(...) (iproute2 style)'),
+    (re.compile(r'\bstruct\s+(?:bpf_map_def|bpf_elf_map)\b'), "a pre-1.0 map definition"),
 ]
 _BCC_MARKERS = re.compile(r"\bBPF_(?:HASH|ARRAY|PERCPU_ARRAY|PERCPU_HASH|TABLE|DEVMAP|CPUMAP|XSKMAP|"
                           r"PROG_ARRAY|LPM_TRIE|HISTOGRAM|PERF_OUTPUT|RINGBUF_OUTPUT|QUEUE|STACK)\s*\(|"
@@ -144,10 +146,10 @@ def vmlinux_dir() -> Path | None:
 # --- the counting wrapper -------------------------------------------------------------
 
 _SEC_FUNC = re.compile(
-    r'\bSEC\s*\(\s*"(?P<sec>[^"]*)"\s*\)(?P<between>\s*(?:__attribute__\s*\(\(\s*\w+\s*\)\)\s*)?)'
+    r'\b(?:SEC|__section)\s*\(\s*"(?P<sec>[^"]*)"\s*\)(?P<between>\s*(?:__attribute__\s*\(\(\s*\w+\s*\)\)\s*)?)'
     r'(?P<static>static\s+)?(?:__always_inline\s+|inline\s+)?int\s+(?P<name>\w+)\s*\(\s*'
     r'(?:const\s+)?struct\s+xdp_md\s*\*\s*(?P<arg>\w+)\s*\)')
-_SEC_ANY = re.compile(r'\bSEC\s*\(\s*"(?P<sec>xdp[^"]*)"\s*\)')
+_SEC_ANY = re.compile(r'\b(?:SEC|__section)\s*\(\s*"(?P<sec>xdp[^"]*)"\s*\)')
 COUNTED_SECTIONS = ("xdp", "xdp.frags")
 # programs that run from a devmap/cpumap entry (xdp/devmap, xdp_devmap/NAME, xdp.frags/cpumap):
 # not attached to an interface, not counted
@@ -160,23 +162,25 @@ def counted_section(sec: str) -> bool:
     the names older loaders took (``xdp1``, ``xdp_stats1``, ``xdp/pass``, ``tx``)."""
     return not _MAP_ENTRY_SECTION.match(sec)
 
+# self-contained (no bpf/bpf_helpers.h: a program may carry an old copy of its own whose
+# helper declarations would clash): what __uint/__type/SEC and bpf_map_lookup_elem expand to
 WRAPPER_HEAD = """
 #line 1 "<xdplab wrapper>"
-#include <bpf/bpf_helpers.h>
-struct __xdplab_rec { __u64 packets; __u64 bytes; };
+struct __xdplab_rec { unsigned long long packets; unsigned long long bytes; };
 struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 5);
-    __type(key, __u32);
-    __type(value, struct __xdplab_rec);
-} xdplab_actions SEC(".maps");
-static __always_inline int __xdplab_count(struct xdp_md *ctx, int action)
+    int (*type)[6];                     /* BPF_MAP_TYPE_PERCPU_ARRAY */
+    int (*max_entries)[5];
+    unsigned int *key;
+    struct __xdplab_rec *value;
+} xdplab_actions __attribute__((section(".maps"), used));
+static void *(* const __xdplab_map_lookup_elem)(void *map, const void *key) = (void *) 1;
+static inline __attribute__((always_inline)) int __xdplab_count(struct xdp_md *ctx, int action)
 {
-    __u32 key = action;
+    unsigned int key = action;
     struct __xdplab_rec *rec;
     if (key >= 5)
         key = 0;
-    rec = bpf_map_lookup_elem(&xdplab_actions, &key);
+    rec = __xdplab_map_lookup_elem(&xdplab_actions, &key);
     if (rec) {
         rec->packets++;
         rec->bytes += ctx->data_end - ctx->data;
@@ -200,13 +204,13 @@ def wrap_for_counters(source: str) -> tuple[str, list[str], list[str]]:
         name, arg, static = m["name"], m["arg"], m["static"] or ""
         decl_start = m.end("between")
         newlines = source.count("\n", decl_start, m.end())
-        repl = (f"{static}int {name}(struct xdp_md *{arg}); static __always_inline int "
+        repl = (f"{static}int {name}(struct xdp_md *{arg}); static inline __attribute__((always_inline)) int "
                 f"__xdplab_user_{name}(struct xdp_md *{arg})" + "\n" * newlines)
         out += [source[pos:decl_start], repl]
         pos = m.end()
         spans.append(m.start())
         wrapped.append(name)
-        wrappers.append(f'SEC("{m["sec"]}")\n{static}int {name}(struct xdp_md *ctx)\n'
+        wrappers.append(f'__attribute__((section("{m["sec"]}"), used))\n{static}int {name}(struct xdp_md *ctx)\n'
                         f"{{\n    return __xdplab_count(ctx, __xdplab_user_{name}(ctx));\n}}\n")
     out.append(source[pos:])
     for m in _SEC_ANY.finditer(source):
@@ -311,7 +315,39 @@ def include_fallbacks(tmp: str) -> list[str]:
         (alias / "uapi").symlink_to("/usr/include")
     except FileExistsError:
         pass
+    (alias / "bpf_elf.h").write_text(BPF_ELF_H)
     return [f"-idirafter{LIBBPF_HEADERS}", f"-idirafter{alias}"]
+
+
+# iproute2's include/bpf_elf.h (programs written for `tc`/`ip ... obj x.o` carry or expect it):
+# the map definition its loader reads; xdplab rewrites such maps as BTF maps (pinning dropped)
+BPF_ELF_H = """#ifndef __BPF_ELF__
+#define __BPF_ELF__
+#include <linux/types.h>
+#define ELF_SECTION_LICENSE "license"
+#define ELF_SECTION_MAPS "maps"
+#define ELF_SECTION_PROG "prog"
+#define ELF_SECTION_CLASSIFIER "classifier"
+#define ELF_SECTION_ACTION "action"
+#define ELF_MAX_MAPS 64
+#define ELF_MAX_LICENSE_LEN 128
+#define PIN_NONE 0
+#define PIN_OBJECT_NS 1
+#define PIN_GLOBAL_NS 2
+struct bpf_elf_map {
+	__u32 type;
+	__u32 size_key;
+	__u32 size_value;
+	__u32 max_elem;
+	__u32 flags;
+	__u32 id;
+	__u32 pinning;
+	__u32 inner_id;
+	__u32 inner_idx;
+};
+#define BPF_ANNOTATE_KV_PAIR(name, type_key, type_val)
+#endif
+"""
 
 
 _UAPI_INCLUDE = re.compile(r'^\s*#\s*include\s*<uapi/', re.M)
@@ -384,7 +420,7 @@ def kernel_tree_compat(source: str, dirs=()) -> str:
 # also as the preprocessor leaves it: SEC("maps") expanded to __attribute__((section("maps"), used)),
 # with libbpf's #pragma lines and line markers in between
 _LEGACY_MAP = re.compile(
-    r'\bstruct\s+(?P<kind>bpf_map_def|bpf_elf_map)\b(?P<mid>(?:\s|#[^\n]*\n|SEC\s*\(\s*"maps"\s*\)|'
+    r'\bstruct\s+(?P<kind>bpf_map_def|bpf_elf_map)\b(?P<mid>(?:\s|#[^\n]*\n|(?:SEC|__section)\s*\(\s*(?:"maps"|ELF_SECTION_MAPS)\s*\)|'
     r'__attribute__\s*\(\(\s*section\s*\(\s*"maps"\s*\)\s*(?:,\s*used\s*)?\)\))+)'
     r'(?P<name>\w+)\s*=\s*\{(?P<body>[^{}]*)\}\s*;')
 _LINE_MARKER = re.compile(r'^#\s*(\d+)\s+("[^"]*")', re.M)
@@ -421,7 +457,7 @@ def translate_legacy_maps(source: str) -> tuple[str, list[str]]:
     names = []
 
     def repl(m):
-        if "maps" not in m["mid"]:
+        if "maps" not in m["mid"] and "MAPS" not in m["mid"]:
             return m.group(0)
         fields = []
         for part in _split_top(m["body"]):

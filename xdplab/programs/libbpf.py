@@ -1182,7 +1182,7 @@ def _source_order(source: str) -> list[str]:
     ``struct xdp_md *``: ``SEC("tx")``; not devmap/cpumap entry programs), tail-call targets
     (``&name`` in a map's initialiser) last: the entry is the first program nothing jumps to."""
     names = [m.group(2) for m in re.finditer(
-        r'\bSEC\s*\(\s*"([^"]*)"\s*\)\s*(?:static\s+)?int\s+(\w+)\s*\(([^)]*)\)', source)
+        r'\b(?:SEC|__section)\s*\(\s*"([^"]*)"\s*\)\s*(?:static\s+)?int\s+(\w+)\s*\(([^)]*)\)', source)
         if dialects.counted_section(m.group(1))
         and (m.group(1).startswith("xdp") or re.search(r"\bstruct\s+xdp_md\b", m.group(3)))]
     targets = {n for n in names if re.search(rf"&\s*{re.escape(n)}\b", source)}
@@ -1325,7 +1325,12 @@ def _load_error(view, f: _LoadFailure, warnings: str, detected) -> XDPLabError:
                 lines[-1] if lines else _errno_text(f.ret))
     hint = _dialect_hint(view) if view.source else ""
     if not hint:
-        if "CO-RE" in f.log or "relocat" in f.log:
+        m = re.search(r"prog '(\w+)': missing BPF prog type, check ELF section name '([^']*)'", f.log)
+        if m:
+            hint = (f"section {m.group(2)!r} of {m.group(1)} is not one libbpf 1.x knows, and xdplab could "
+                    "not tell its type from the object's BTF (built without -g?): use SEC(\"xdp\"), or "
+                    "rebuild with clang -g so its `struct xdp_md *` argument says it is XDP")
+        elif "CO-RE" in f.log or "relocat" in f.log:
             hint = "a CO-RE relocation failed: the field or type does not exist in this kernel's BTF"
         elif "license" in f.log.lower() or "GPL" in f.log:
             hint = 'add `char _license[] SEC("license") = "GPL";`'
