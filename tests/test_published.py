@@ -337,6 +337,25 @@ def test_an_unknown_section_without_btf_says_how_to_fix_it(tmp_path):
     assert "section 'tx'" in e.value.hint and "-g" in e.value.hint
 
 
+OLD_HELPERS_H = """\
+/* an old local bpf_helpers.h, as lessons and samples carried before libbpf 1.0 */
+#define SEC(NAME) __attribute__((section(NAME), used))
+static void *(*bpf_map_lookup_elem)(void *map, void *key) = (void *) BPF_FUNC_map_lookup_elem;
+struct bpf_map_def {
+\tunsigned int type, key_size, value_size, max_entries, map_flags, inner_map_idx;
+};
+"""
+
+
+def test_a_programs_own_old_bpf_helpers_h_with_legacy_maps(tmp_path):
+    (tmp_path / "headers").mkdir()
+    (tmp_path / "headers" / "bpf_helpers.h").write_text(OLD_HELPERS_H)
+    src = LEGACY_MAP.replace("#include <bpf/bpf_helpers.h>", '#include "bpf_helpers.h"')
+    with xdplab.load(src, include_dirs=[tmp_path / "headers"]) as prog:     # -I../headers
+        assert prog.run(Ether() / IP() / ICMP()).action == "XDP_PASS"
+        assert prog["counts"][1] == 1 and prog.counters()["PASS"] == 1     # no clash with ours
+
+
 FENTRY_ONLY = """\
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -469,6 +488,21 @@ def test_tutorial_basic02_programs_by_section_name(topo):
         passing.detach()
         assert prog.program("xdp3").run(Ether() / IP() / ICMP()).action == "XDP_ABORTED"
         assert prog.counters()["DROP"] >= 3 and prog.counters()["PASS"] >= 3
+
+
+@published
+def test_tutorial_lessons_with_their_own_old_headers_dir(topo):
+    """The tutorial's first Makefiles built with -I../headers: its own old bpf_helpers.h."""
+    h1 = topo["h1"]
+    headers = SRC / "xdp-tutorial/headers"
+    with load("xdp-tutorial/basic02-prog-by-name/xdp_prog_kern.c", include_dirs=[headers],
+              func="xdp_drop") as prog:
+        prog.attach(h1.outside)
+        assert h1.ping(h1.gw4, count=3, interval=0.05, timeout=0.3) == 0
+        prog.detach()
+        assert prog.counters()["DROP"] >= 3
+    with load("xdp-tutorial/basic01-xdp-pass/xdp_pass_kern.c", include_dirs=[headers]) as prog:
+        assert prog.run(Ether() / IP() / ICMP()).action == "XDP_PASS"
 
 
 @published
