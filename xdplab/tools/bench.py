@@ -51,6 +51,7 @@ from ..errors import AttachError
 from ..net.traffic import Generator
 from .drops import DropDetector
 from ..net import redirect
+from ..programs.live import LivePlot
 
 BPF = paths.LAB_BPF or paths.PACKAGE_BPF     # the checkout's bpf/ (solutions, programs labs provide)
 
@@ -66,6 +67,15 @@ PAPER = {
     "router_linux": ("Linux router", 1.74),
 }
 PAPER_HOOK_NS = 13.3            # an XDP_PASS program that only counts (4.8 -> 4.5 Mpps)
+
+#: the issue's targets: (what, numerator path, denominator path, ratio at least)
+TARGETS = [
+    ("XDP_DROP / iptables raw DROP (XDP_PASS on veth)", "xdp_drop", "ipt_raw_drop", 5.0),
+    ("XDP_DROP / iptables raw DROP (GRO on veth)", "xdp_drop", "ipt_raw_drop_gro", 5.0),
+    ("XDP_DROP / tc drop", "xdp_drop", "tc_drop", 2.0),
+    ("dashboard on / off, XDP_DROP", "xdp_drop_dashboard", "xdp_drop", 0.95),
+    ("drop detector on / off, XDP_DROP", "xdp_drop_detector", "xdp_drop", 0.95),
+]
 
 FRAME_LEN = 60                  # + 4 B FCS = 64 B on the wire
 
@@ -85,45 +95,78 @@ def summary(values) -> dict:
     return {"n": len(v), "median": med, "min": min(v), "max": max(v), "mad": mad, "values": v}
 
 
-def _cost(entry: dict) -> list[float]:
-    """ns per packet for every repetition (rates become their inverse)."""
-    if entry.get("unit") == "pps":
-        return [1e9 / x for x in entry["values"] if x > 0]
-    return list(entry["values"])
+def se_median(values) -> float:
+    """Standard error of the median of ``values`` (robust: from the MAD), in their unit."""
+    s = summary(values)
+    if s["n"] < 2:
+        return float("inf")
+    return 1.2533 * 1.4826 * s["mad"] / math.sqrt(s["n"])
 
 
 def rel_se(costs) -> float:
-    """Relative standard error of the median of ``costs`` (robust: from the MAD)."""
+    """Relative standard error of the median of ``costs``."""
     s = summary(costs)
     if s["n"] < 2 or s["median"] <= 0:
         return float("inf")
-    return 1.2533 * 1.4826 * s["mad"] / s["median"] / math.sqrt(s["n"])
+    return se_median(costs) / s["median"]
 
 
-def normalized(entry: dict, ref: dict | None) -> list[float]:
-    """Costs of ``entry`` per round divided by the reference's cost in the same round (the
-    hook's own cost, measured interleaved): what the machine's state does to both cancels."""
-    c = _cost(entry)
-    if not ref or len(_cost(ref)) != len(c):
-        return c
-    return [x / r for x, r in zip(c, _cost(ref)) if r > 0]
+#: a program's own cost (net of the hook) below this many ns is judged against this many:
+#: a program as cheap as the empty hook has no meaningful relative change
+NET_MIN_NS = 5.0
+
+
+def _stats_states(entry: dict) -> list[bool]:
+    st = entry.get("stats_on") or []
+    return list(st) if len(st) == len(entry.get("values", [])) else [False] * len(entry.get("values", []))
+
+
+def costs(entry: dict) -> list[float]:
+    """ns per packet per repetition, only those measured with BPF run-time stats off when
+    at least MIN_N were (stats add two clock reads to every program run)."""
+    pairs = [(x, on) for x, on in zip(entry["values"], _stats_states(entry)) if entry.get("unit") != "pps" or x > 0]
+    c = [1e9 / x if entry.get("unit") == "pps" else x for x, _ in pairs]
+    off = [x for x, (_, on) in zip(c, pairs) if not on]
+    return off if len(off) >= MIN_N else c
+
+
+def net(entry: dict, ref: dict | None) -> list[float]:
+    """Costs of ``entry`` per round minus the reference's (the empty hook's) cost in the same
+    round: the program's own ns/packet. What the machine adds to every program run cancels:
+    the test-run loop's own cost, and BPF run-time stats when both were measured with them
+    on (two clock reads per run, ~100 ns in this VM; a ratio would not cancel an added
+    constant). Rounds where only one of the two had stats on are left out, and rounds with
+    stats off on both are used alone when there are at least MIN_N of them."""
+    if not ref or len(ref.get("values", [])) != len(entry.get("values", [])):
+        return costs(entry)
+    rows = [(x - r, a) for x, r, a, b in zip(entry["values"], ref["values"], _stats_states(entry), _stats_states(ref))
+            if a == b]
+    off = [d for d, on in rows if not on]
+    if len(off) >= MIN_N:
+        return off
+    return [d for d, _ in rows] if len(rows) >= MIN_N else [x - r for x, r in zip(entry["values"], ref["values"])]
+
+
+normalized = net
 
 
 def judge(base: dict, cur: dict, *, z: float = Z, floor: float = FLOOR, base_ref: dict | None = None,
           cur_ref: dict | None = None) -> dict:
     """One case: {'change': +0.12, 'threshold': 0.05, 'verdict': 'SLOWER'|'faster'|'same'|'too few runs'}.
-    ``change`` is the relative change of the median cost (ns/packet; with references given,
-    of the cost relative to the reference measured in the same rounds); positive = slower."""
+    ``change`` is the relative change of the median cost (ns/packet; rates become 1e9/rate);
+    with references (the hook measured in the same rounds) of the program's own cost, net of
+    the hook. Positive = slower. The threshold is ``max(floor, z * SE)``, SE combining both
+    medians' standard errors (from their spread): it follows the noise this run measured."""
     if base_ref and cur_ref:
-        b, c = normalized(base, base_ref), normalized(cur, cur_ref)
+        b, c = net(base, base_ref), net(cur, cur_ref)
     else:
-        b, c = _cost(base), _cost(cur)
+        b, c = costs(base), costs(cur)
+    mb, mc = (statistics.median(b) if b else 0.0), (statistics.median(c) if c else 0.0)
+    denom = max(mb, NET_MIN_NS) if base_ref and cur_ref else mb
+    change = (mc - mb) / denom if denom > 0 else 0.0
     if len(b) < MIN_N or len(c) < MIN_N:
-        mb, mc = (statistics.median(b) if b else 0), (statistics.median(c) if c else 0)
-        return {"change": (mc / mb - 1) if mb else 0.0, "threshold": None, "verdict": "too few runs"}
-    mb, mc = statistics.median(b), statistics.median(c)
-    change = mc / mb - 1
-    thr = max(floor, z * math.hypot(rel_se(b), rel_se(c)))
+        return {"change": change, "threshold": None, "verdict": "too few runs"}
+    thr = max(floor, z * math.hypot(se_median(b), se_median(c)) / denom) if denom > 0 else float("inf")
     verdict = "SLOWER" if change > thr else "faster" if change < -thr else "same"
     return {"change": change, "threshold": thr, "verdict": verdict}
 
@@ -189,27 +232,51 @@ class Results:
             return None
         return pa["median"] / pb["median"]
 
-    def targets(self) -> dict:
-        return {"XDP_DROP / iptables raw DROP (target >= 5)": self.ratio("xdp_drop@1cpu", "ipt_raw_drop@1cpu"),
-                "XDP_DROP / tc drop (target >= 2)": self.ratio("xdp_drop@1cpu", "tc_drop@1cpu"),
-                "drop detector on / off, XDP_DROP (target >= 0.95)":
-                    self.ratio("xdp_drop_detector@1cpu", "xdp_drop@1cpu")}
+    def paired(self, a: str, b: str) -> float | None:
+        """Median over rounds of a/b measured in the same round (drift cancels)."""
+        pa, pb = self.data.get("paths", {}).get(a), self.data.get("paths", {}).get(b)
+        if not pa or not pb or not pa.get("n") or pa.get("n") != pb.get("n"):
+            return None
+        r = [x / y for x, y in zip(pa["values"], pb["values"]) if y]
+        return statistics.median(r) if r else None
+
+    def targets(self) -> list[dict]:
+        """The issue's targets in each placement measured: ratio of medians and the median of
+        per-round ratios, and whether the target is met (by the ratio of medians)."""
+        out = []
+        for label, a, b, target in TARGETS:
+            for suffix, pl in (("@rx", "split"), ("@1cpu", "shared")):
+                r = self.ratio(a + suffix, b + suffix)
+                if r is None:
+                    continue
+                out.append({"target": label, "placement": pl, "ratio": r, "paired": self.paired(a + suffix, b + suffix),
+                            "goal": target, "met": r >= target})
+        return out
 
     def table(self) -> str:
         m = self.data.get("meta", {})
         out = [f"xdplab bench — kernel {m.get('kernel')}, {m.get('cpus')} CPUs, "
                f"load average {m.get('loadavg_before')} -> {m.get('loadavg_after')}, "
-               f"{m.get('rounds')} interleaved rounds of {m.get('frames'):,} frames per path (+1 warm-up)"]
+               f"{m.get('rounds')} interleaved rounds of {m.get('seconds')} s per path (+1 warm-up)"]
         if self.data.get("paths"):
-            g = self.data.get("generator_alone", {}).get("median")
-            out.append(f"\n{'path':28} {'Mpps':>7} {'min-max':>13} {'rx ns':>6}  what the frame goes through"
-                       + (f"   (rx ns = ns/frame minus the generator alone, {g:.0f} ns)" if g else ""))
+            out.append(f"\n{'path':28} {'Mpps':>6} {'min-max':>11} {'rx busy':>7} {'wall':>6}  what the frame goes through")
+            stats_rounds = 0
             for k, v in self.data["paths"].items():
                 if not v.get("n"):
-                    out.append(f"{k:28} {'-':>7} {'':13}  skipped: {v.get('skipped')}")
+                    out.append(f"{k:28} {'-':>6} {'':11}  skipped: {v.get('skipped')}")
                     continue
-                rx = f"{1e9 / v['median'] * int(k.split('@')[1][:-3]) - g:6.0f}" if g else ""
-                out.append(f"{k:28} {v['median'] / 1e6:7.2f} {v['min'] / 1e6:6.2f}-{v['max'] / 1e6:<6.2f} {rx:>6}  {v['path']}")
+                stats_rounds += sum(v.get("stats_on") or [])
+                busy = f"{v['busy']:6.0%}" if v.get("busy") is not None else "     -"
+                flag = " [BPF stats on]" if any(v.get("stats_on") or []) else ""
+                out.append(f"{k:28} {v['median'] / 1e6:6.2f} {v['min'] / 1e6:5.2f}-{v['max'] / 1e6:<5.2f} {busy:>7} "
+                           f"{v.get('wall_pps', 0) / 1e6:6.2f}  {v.get('path', '')}{flag}")
+            out.append("placements: @rx = " + PLACEMENTS["split"] + ";\n            @Ncpu = " + PLACEMENTS["shared"]
+                       + ".\n'rx busy': the receive thread's share of its CPU (< ~90 %: the generator did not keep "
+                         "it busy, wake-ups are in its cost); 'wall': frames/s by the clock on the wall")
+            if stats_rounds:
+                out.append(f"WARNING: BPF run-time stats were ON in {stats_rounds} measurements (another process "
+                           "holds BPF_ENABLE_STATS, or sysctl kernel.bpf_stats_enabled=1): every BPF program "
+                           "run then pays two clock reads; the XDP paths look slower than they are")
         if self.data.get("programs"):
             out.append(f"\n{'program (BPF_PROG_RUN, 64 B UDP frame)':56} {'ns/pkt':>7} {'min-max':>13} {'- hook':>7}")
             hook = self.data.get("hook_ns")
@@ -222,13 +289,17 @@ class Results:
             out.append(f"hook cost (empty XDP_PASS program): {hook:.1f} ns/packet "
                        f"(paper: {PAPER_HOOK_NS} ns, another machine)" if hook is not None else "")
         if self.data.get("cpu_cost"):
-            out.append(f"\nreceiver CPU (softirq share of the CPU) at fixed offered rates")
+            out.append("\nreceive CPU utilisation (its NAPI thread) at fixed offered rates (split placement)")
             for case, rows in self.data["cpu_cost"].items():
-                out.append(f"  {case:16} " + "  ".join(f"{r['offered'] / 1e6:.2f} Mpps: {r['softirq']:.0%}"
+                out.append(f"  {case:16} " + "  ".join(f"{r['offered'] / 1e6:.2f} Mpps: {r['receive_cpu']:.0%}"
                                                           for r in rows))
-        t = {k: v for k, v in self.targets().items() if v is not None}
+        t = self.targets()
         if t:
-            out.append("\nratios in this run: " + "; ".join(f"{k} = {v:.2f}" for k, v in t.items()))
+            out.append(f"\n{'target (ratios in this run)':46} {'placement':9} {'ratio':>6} {'paired':>6}  goal")
+            for x in t:
+                pr = f"{x['paired']:6.2f}" if x["paired"] is not None else "     -"
+                out.append(f"{x['target']:46} {x['placement']:9} {x['ratio']:6.2f} {pr}  >= {x['goal']}"
+                           f"  {'met' if x['met'] else 'NOT met'}")
         if m.get("lacks"):
             out.append("this machine lacks: " + "; ".join(m["lacks"]))
         return "\n".join(out)
@@ -243,12 +314,14 @@ class Results:
         """Bokeh bars: our medians (with min-max whiskers) beside the paper's figures."""
         from bokeh.models import ColumnDataSource, Whisker
         from bokeh.plotting import figure
-        ours = [(k, v) for k, v in self.data.get("paths", {}).items() if v.get("n") and k.endswith("@1cpu")]
-        names = [k.replace("@1cpu", "") for k, _ in ours]
+        pts = self.data.get("paths", {})
+        suffix = "@rx" if any(k.endswith("@rx") for k in pts) else "@1cpu"
+        ours = [(k, v) for k, v in pts.items() if v.get("n") and k.endswith(suffix)]
+        names = [k.replace(suffix, "") for k, _ in ours]
         cats = [f"{n} (this VM, veth)" for n in names]
         paper = [(f"{lab} (paper: mlx5, other machine)", mpps) for k, (lab, mpps) in PAPER.items()]
         p = figure(y_range=cats + [c for c, _ in paper], height=30 * (len(cats) + len(paper)) + 80,
-                   width=760, x_axis_label="Mpps (one receive CPU, 64 B frames)",
+                   width=760, x_axis_label="Mpps per receive CPU (64 B frames)",
                    title="xdplab bench: this VM on veth (blue) vs the XDP paper, CoNEXT 2018 (grey): "
                          "another machine, another NIC")
         src = ColumnDataSource({"y": cats, "x": [v["median"] / 1e6 for _, v in ours],
@@ -303,36 +376,63 @@ def shipped_programs() -> dict:
 
 
 def prog_ns(prog_or_fd, frame: bytes, repeat: int) -> float:
+    return prog_ns_stats(prog_or_fd, frame, repeat)[0]
+
+
+def prog_ns_stats(prog_or_fd, frame: bytes, repeat: int) -> tuple[float, bool]:
+    """(ns per run, were BPF run-time stats on?) of one BPF_PROG_RUN. The program's own
+    run counter moves only while stats are on (BPF_ENABLE_STATS held by ANY process, or the
+    sysctl): then every run pays two clock reads (~100 ns in this VM), switched on and off
+    by other processes at any time."""
     fd = prog_or_fd if isinstance(prog_or_fd, int) else prog_or_fd.fd
+    before = kernel.prog_stats(fd)["run_cnt"]
     _, _, ns = kernel.prog_test_run(fd, frame, repeat=repeat)
-    return float(ns)
+    return float(ns), kernel.prog_stats(fd)["run_cnt"] != before
 
 
 def measure_programs(progs: dict, *, rounds: int = 7, repeat: int = 200_000, frame: bytes | None = None,
-                     progress: bool = True, inner: int = 15) -> dict:
+                     progress: bool = True, inner: int = 30) -> dict:
     """{name: summary of ns/packet} for loaded programs ``{name: prog}``: a warm-up run,
-    then ``rounds`` interleaved rounds; a round's figure is the least of ``inner`` runs of
-    ``repeat / inner`` packets (interrupts and a busy host only ever add time). The
-    kernel's timer (bpf_test_timer) leaves out the time the task is scheduled away."""
+    then ``rounds`` rounds; a round's figure is the least of ``inner`` runs of ``repeat / inner``
+    packets, the programs' runs interleaved one by one (interrupts and a busy host only ever
+    add time; a busy spell hits all programs alike), taken from
+    the runs with BPF run-time stats off when there are any (``stats_on`` says, per round).
+    The kernel's timer (bpf_test_timer) leaves out the time the task is scheduled away."""
     frame = frame or test_frame()
     vals = {k: [] for k in progs}
-    for k, p in progs.items():
-        prog_ns(p, frame, max(1000, repeat // 10))
-    bar = _bar(progress, rounds * len(progs), "BPF_PROG_RUN")
-    for _ in range(rounds):
+    states = {k: [] for k in progs}
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {max(old)})        # this thread, on one CPU: caches and the CPU stay the same
+    try:
         for k, p in progs.items():
-            vals[k].append(min(prog_ns(p, frame, max(1, repeat // inner)) for _ in range(inner)))
-            if bar is not None:
-                bar.update()
-    if bar is not None:
-        bar.close()
-    return {k: {**summary(v), "unit": "ns"} for k, v in vals.items()}
+            prog_ns(p, frame, max(1000, repeat // 10))
+        bar = _bar(progress, rounds * len(progs), "BPF_PROG_RUN")
+        for _ in range(rounds):
+            runs = {k: [] for k in progs}
+            for _ in range(inner):             # interleaved run by run: a busy spell hits all alike
+                for k, p in progs.items():
+                    runs[k].append(prog_ns_stats(p, frame, max(1, repeat // inner)))
+            for k in progs:
+                off = [ns for ns, on in runs[k] if not on]
+                vals[k].append(min(off) if off else min(ns for ns, _ in runs[k]))
+                states[k].append(not off)
+                if bar is not None:
+                    bar.update()
+        if bar is not None:
+            bar.close()
+    finally:
+        os.sched_setaffinity(0, old)
+    return {k: {**summary(v), "unit": "ns", "stats_on": states[k]} for k, v in vals.items()}
 
 
-def program_costs(*, rounds: int = 7, repeat: int = 200_000, progress: bool = True) -> tuple[dict, float]:
-    """Every shipped program's ns/packet and the hook's own cost (empty XDP_PASS)."""
+SHORT_PROGRAMS = ("solutions/13-performance/port_filter.c", "library: generator receiver (XDP_PASS)")
+
+
+def program_costs(*, rounds: int = 7, repeat: int = 200_000, only=None, progress: bool = True) -> tuple[dict, float]:
+    """Every shipped program's ns/packet (``only``: those names) and the hook's own cost
+    (empty XDP_PASS)."""
     loaded, skipped = {}, {}
-    items = shipped_programs()
+    items = {k: v for k, v in shipped_programs().items() if only is None or k in only}
     bar = _bar(progress, len(items) + 1, "loading programs")
     try:
         loaded[REF] = program.load(HOOK_C, count=False)
@@ -440,12 +540,16 @@ TX_C = ('#include "xdplab_redirect.h"\n'
         "    xdplab_swap_macs(eth);\n    return XDP_TX;\n}\n")
 
 PATHS = {
-    "xdp_drop": "veth NAPI -> XDP (native) DROP: no sk_buff",
-    "xdp_drop_detector": "as xdp_drop, with xdplab's drop detector (xdp/skb drop tracepoints) on",
+    "xdp_drop": "veth NAPI -> XDP (native) DROP, bare program (counted by veth's rx xdp_drops): no sk_buff",
+    "xdp_drop_dashboard": "as xdp_drop, the program in xdplab's counting wrapper (per-CPU counters) with a "
+                          "live chart (LivePlot) polling it at 4 Hz",
+    "xdp_drop_detector": "as xdp_drop, xdplab's drop detector on (xdp tracepoints: on this path only the "
+                         "generator's xdp_devmap_xmit fires, once per flush of up to 16 frames)",
     "xdp_drop_generic": "veth NAPI (GRO on, no native prog) -> sk_buff -> generic XDP DROP",
     "tc_drop": "veth NAPI (XDP_PASS prog) -> sk_buff -> tcx ingress TC_ACT_SHOT",
     "nft_drop": "veth NAPI (XDP_PASS prog) -> sk_buff -> nftables netdev ingress drop",
-    "ipt_raw_drop": "veth NAPI (XDP_PASS prog) -> sk_buff -> GRO -> iptables raw PREROUTING DROP",
+    "ipt_raw_drop": "veth NAPI (bare XDP_PASS prog, as in the issue's hand measurement) -> sk_buff -> GRO "
+                    "-> iptables raw PREROUTING DROP",
     "ipt_raw_drop_gro": "veth NAPI (GRO on, no XDP prog) -> sk_buff -> GRO -> iptables raw PREROUTING DROP",
     "conntrack_drop": "veth NAPI (XDP_PASS prog) -> sk_buff -> conntrack (new entry per frame) "
                       "-> routing -> iptables filter INPUT ctstate NEW DROP",
@@ -454,6 +558,50 @@ PATHS = {
     "cpumap": "veth NAPI -> XDP redirect via cpumap to the other CPU (counted at the redirect; "
               "the other CPU builds the sk_buff, raw DROP)",
 }
+
+#: where the generator and the receiver run (``PLACEMENTS[p]``); a path's key is ``case@rx``
+#: (split) or ``case@Ncpu`` (shared, N CPUs)
+PLACEMENTS = {
+    "split": "the paper's: the generator on the other CPU(s), the receiver (r0's NAPI, made threaded) "
+             "pinned to the last CPU; rate = frames handled per second of the receiver thread's CPU time",
+    "shared": "the issue's by-hand method: generator and receiver NAPI on the same CPU(s) (veth runs the "
+              "NAPI on the sending CPU); rate = frames per second of the generator's CPU time (the kernel's "
+              "timer, which includes the receive softirq run after each batch)",
+}
+SPLIT_BATCH = traffic.MAX_BATCH        # 256
+TARGET_CASES = ["xdp_drop", "xdp_drop_dashboard", "xdp_drop_detector", "tc_drop", "ipt_raw_drop",
+                "ipt_raw_drop_gro"]
+
+
+def _veth_xdp_drops(ns, dev) -> int:
+    st = kernel.run_in_netns(ns, kernel.ethtool_stats, dev)
+    return sum(v for k, v in st.items() if k.startswith("rx_queue_") and k.endswith("_xdp_drops"))
+
+
+def _napi_threads(dev: str) -> dict:
+    """tid -> comm of the kernel's threaded-NAPI threads of devices named ``dev``."""
+    out = {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            comm = (p / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm.startswith(f"napi/{dev}-"):
+            out[int(p.name)] = comm
+    return out
+
+
+def _runtime_ns(tids) -> int:
+    """CPU time (ns) the threads ``tids`` have run (``/proc/<tid>/schedstat``)."""
+    total = 0
+    for t in tids:
+        try:
+            total += int(Path(f"/proc/{t}/schedstat").read_text().split()[0])
+        except (OSError, ValueError):
+            pass
+    return total
 
 
 RETRIES = []
@@ -468,6 +616,8 @@ class _Bench:
         self.p = {}
         self.gen = None
         self.frame = None
+        self._probe = None
+        self._det = None
 
     def prog(self, name, src, **kw):
         if name not in self.p:
@@ -489,6 +639,47 @@ class _Bench:
 
     def gro(self, on: bool):
         _sh("ethtool", "-K", "r0", "gro", "on" if on else "off", netns=self.link.r)
+
+    def stats_on(self) -> bool:
+        """Is BPF run-time accounting on (BPF_ENABLE_STATS, held by ANY process, or the
+        sysctl)? Then every BPF program run pays two clock reads (in this VM ~100 ns)."""
+        if self._probe is None:
+            self._probe = self.load("int xdplab_stats_probe(struct xdp_md *ctx) { return XDP_PASS; }",
+                                    count=False)
+        before = kernel.prog_stats(self._probe.fd)["run_cnt"]
+        kernel.prog_test_run(self._probe.fd, b"\0" * 64, repeat=1)
+        return kernel.prog_stats(self._probe.fd)["run_cnt"] > before
+
+    def receiver(self, placement: str, cpu: int) -> list[int]:
+        """Make r0's NAPI threaded and pin its thread(s) to ``cpu`` (split), or make it run
+        in softirq on the sending CPU (shared). Call after the case attached what it needs
+        (the NAPI exists only while a native XDP program or GRO is on). Returns the tids."""
+        path = "/sys/class/net/r0/threaded"
+        _sh("sh", "-c", f"echo 0 > {path}", netns=self.link.r)
+        if placement != "split":
+            return []
+        before = set(_napi_threads("r0"))
+        _sh("sh", "-c", f"echo 1 > {path}", netns=self.link.r)
+        tids = [t for t in _napi_threads("r0") if t not in before]
+        if not tids:
+            raise XDPLabError("r0's NAPI did not become threaded (/sys/class/net/r0/threaded)")
+        for t in tids:
+            os.sched_setaffinity(t, {cpu})
+        return tids
+
+    def detector(self):
+        """The drop detector, compiled once; its probes attached only while a case uses it."""
+        if self._det is None:
+            self._det = DropDetector().start()
+            self._detector_attach(False)
+        return self._det
+
+    def _detector_attach(self, on: bool):
+        for tp in self._det.tracepoints:
+            if on:
+                self._det.bpf.attach_tracepoint(tp=f"xdp:{tp}", fn_name=f"tracepoint__xdp__{tp}")
+            else:
+                self._det.bpf.detach_tracepoint(f"xdp:{tp}")
 
     def start(self):
         from scapy.all import IP, UDP, Ether
@@ -523,13 +714,22 @@ class _Bench:
                 u()
 
         try:
-            if name in ("xdp_drop", "xdp_drop_detector"):
-                d = self.prog("drop", DROP_C)
-                att(r, d, "r0")
-                counter = lambda: d.counters()["DROP"]
+            if name in ("xdp_drop", "xdp_drop_detector", "xdp_drop_dashboard"):
+                if name == "xdp_drop_dashboard":         # the counting wrapper + a live chart
+                    d = self.prog("drop", DROP_C)
+                    att(r, d, "r0")
+                    counter = lambda: d.counters()["DROP"]
+                    chart = LivePlot(d, hz=4)
+                    chart.sampler.start()
+                    undo.append(chart.stop)
+                else:                                    # bare: veth counts its XDP drops
+                    d = self.prog("bare_drop", DROP_C, count=False)
+                    att(r, d, "r0")
+                    counter = lambda: _veth_xdp_drops(r, "r0")
                 if name == "xdp_drop_detector":
-                    det = DropDetector().start()
-                    undo.append(det.close)
+                    self.detector()
+                    self._detector_attach(True)
+                    undo.append(lambda: self._detector_attach(False))
             elif name == "xdp_drop_generic":
                 d = self.prog("drop", DROP_C)
                 self.gro(True)
@@ -537,7 +737,7 @@ class _Bench:
                 att(r, d, "r0", "generic")
                 counter = lambda: d.counters()["DROP"]
             elif name in ("tc_drop", "nft_drop", "ipt_raw_drop", "conntrack_drop"):
-                att(r, self.prog("pass", PASS_C), "r0")
+                att(r, self.prog("bare_pass", PASS_C, count=False), "r0")
                 if name == "tc_drop":
                     t = self.prog("tcdrop", TC_DROP_C, hook="tc")
                     att(r, t, "r0", "ingress")
@@ -594,10 +794,14 @@ class _Bench:
         return counter, cleanup
 
     def close(self):
+        if self._det is not None:
+            self._det.close()
         if self.gen is not None:
             self.gen.close()
         for p in self.p.values():
             p.close()
+        if self._probe is not None:
+            self._probe.close()
 
 
 class _Skip(Exception):
@@ -622,25 +826,32 @@ def _rate(counted: int, r, ncpus: int) -> float:
     return counted / cpu_seconds * ncpus
 
 
-def _softirq(cpu: int) -> tuple[int, int]:
-    """(softirq ticks, all ticks) of ``cpu`` from /proc/stat."""
-    for line in open("/proc/stat"):
-        if line.startswith(f"cpu{cpu} "):
-            v = [int(x) for x in line.split()[1:]]
-            return v[6], sum(v[:8])
-    return 0, 1
+def _plan(cases, placements, cpu_counts, allowed) -> list[tuple[str, str, list[int], list[int]]]:
+    """(case, key, generator CPUs, receive CPUs) for every measurement of a round."""
+    plan = []
+    for pl in placements:
+        if pl == "split":
+            if len(allowed) < 2:
+                continue
+            plan += [(c, f"{c}@rx", allowed[:-1], allowed[-1:]) for c in cases
+                     if not (c == "cpumap" and len(allowed) < 3)]
+        else:
+            for n in cpu_counts:
+                plan += [(c, f"{c}@{n}cpu", allowed[-n:], allowed[-n:]) for c in cases
+                         if not (c == "cpumap" and n == len(allowed))]
+    return plan
 
 
-def measure_paths(cases=None, *, cpu_counts=None, rounds: int = 5, frames: int = 2_000_000, seconds: float = 2.0,
-                  cpu_rates=(), cpu_cost_cases=("xdp_drop", "ipt_raw_drop"), progress: bool = True,
-                  link: BenchLink | None = None) -> dict:
-    """Packets/s each path drops or forwards (medians of interleaved rounds of ``frames``
-    frames, per the CPU time the kernel measured), and the receiver CPU's softirq share at
-    fixed offered rates (``cpu_rates``, packets/s, for ``seconds`` each)."""
+def measure_paths(cases=None, *, cpu_counts=None, rounds: int = 5, seconds: float = 0.5, cpu_seconds: float = 2.0,
+                  placements=("split", "shared"), cpu_rates=(), cpu_cost_cases=("xdp_drop", "ipt_raw_drop"),
+                  batch_size: int = 64, progress: bool = True, link: BenchLink | None = None) -> dict:
+    """Packets/s each path drops or forwards: medians of ``rounds`` interleaved rounds (after
+    a warm-up round) of ``seconds`` of live frames per path, in each placement (``PLACEMENTS``);
+    and the receive CPU's utilisation at fixed offered rates (``cpu_rates``, packets/s, for
+    ``cpu_seconds`` each; split placement)."""
     traffic.require_live_frames()
     cases = list(cases or PATHS)
     allowed = sorted(os.sched_getaffinity(0))
-    # CPU 0 takes the machine's interrupts and housekeeping; one receive CPU = the last one
     cpu_counts = cpu_counts or list(range(1, len(allowed) + 1))
     own = link is None
     link = link or BenchLink(queues=len(allowed))
@@ -650,60 +861,75 @@ def measure_paths(cases=None, *, cpu_counts=None, rounds: int = 5, frames: int =
     out, cpu_cost = {}, {}
     try:
         b.start()
-        plan = [(c, n) for n in cpu_counts for c in cases if not (c == "cpumap" and n == len(allowed))]
-        vals = {f"{c}@{n}cpu": [] for c, n in plan}
-        delivered = {k: [] for k in vals}
+        plan = _plan(cases, placements, cpu_counts, allowed)
+        vals = {k: [] for _, k, _, _ in plan}
+        extra = {k: {"counted_of_sent": [], "busy": [], "wall_pps": [], "stats_on": []} for k in vals}
         skipped = {}
         bar = _bar(progress, (rounds + 1) * len(plan), "paths (live frames)")
         for rnd in range(rounds + 1):              # round 0: warm-up, not recorded
-            for c, n in plan:
-                key = f"{c}@{n}cpu"
+            for c, key, gen_cpus, rx_cpus in plan:
                 if key in skipped:
                     bar and bar.update()
                     continue
-                cpus = allowed[-n:]
                 try:
-                    counter, cleanup = b.case(c, cpus)
+                    counter, cleanup = b.case(c, rx_cpus)
                 except _Skip as e:
                     skipped[key] = str(e)
                     bar and bar.update()
                     continue
                 try:
-                    c0 = counter()
-                    r = b.gen.run(count=frames, cpus=cpus, progress=False)
+                    tids = b.receiver("split" if key.endswith("@rx") else "shared", rx_cpus[-1])
+                    st = b.stats_on()
+                    c0, rt0 = counter(), _runtime_ns(tids)
+                    # split: the largest batch (one flush, one wake-up of the receive thread per
+                    # 256 frames); shared: the generator's default, as by hand
+                    r = b.gen.run(duration=seconds, cpus=gen_cpus, progress=False,
+                                  batch_size=SPLIT_BATCH if tids else batch_size)
                     got = counter() - c0
+                    rx_ns = _runtime_ns(tids) - rt0
+                    st = st or b.stats_on()
                 finally:
                     cleanup()
                 if rnd:
-                    vals[key].append(_rate(got, r, len(cpus)))
-                    delivered[key].append(got / max(r.sent, 1))
+                    if tids:
+                        vals[key].append(got / (rx_ns / 1e9) if rx_ns else 0.0)
+                        extra[key]["busy"].append(rx_ns / 1e9 / max(r.seconds, 1e-9))
+                    else:
+                        vals[key].append(_rate(got, r, len(gen_cpus)))
+                    extra[key]["counted_of_sent"].append(got / max(r.sent, 1))
+                    extra[key]["wall_pps"].append(got / max(r.seconds, 1e-9))
+                    extra[key]["stats_on"].append(st)
                 bar and bar.update()
         bar and bar.close()
-        for key, v in vals.items():
-            c = key.split("@")[0]
+        for c, key, gen_cpus, rx_cpus in plan:
+            pl = "split" if key.endswith("@rx") else "shared"
             if key in skipped:
-                out[key] = {"n": 0, "skipped": skipped[key], "path": PATHS[c]}
+                out[key] = {"n": 0, "skipped": skipped[key], "path": PATHS[c], "placement": pl}
                 continue
-            out[key] = {**summary(v), "unit": "pps", "path": PATHS[c], "cpus": allowed[-int(key.split("@")[1][:-3]):],
-                        "counted_of_sent": statistics.median(delivered[key]) if delivered[key] else 0}
-        # CPU cost at fixed offered rates, one receive CPU
-        if cpu_rates:
-            cpu = allowed[-1]
+            e = extra[key]
+            out[key] = {**summary(vals[key]), "unit": "pps", "path": PATHS[c], "placement": pl,
+                        "generator_cpus": gen_cpus, "receive_cpus": rx_cpus,
+                        "counted_of_sent": statistics.median(e["counted_of_sent"]),
+                        "wall_pps": statistics.median(e["wall_pps"]),
+                        "busy": statistics.median(e["busy"]) if e["busy"] else None,
+                        "stats_on": e["stats_on"]}
+        # the paper's CPU-usage figure: the receive CPU's utilisation at fixed offered rates
+        if cpu_rates and len(allowed) >= 2:
             bar = _bar(progress, len(cpu_rates) * len(cpu_cost_cases), "CPU cost")
             for c in cpu_cost_cases:
                 rows = []
                 for rate in cpu_rates:
-                    counter, cleanup = b.case(c, [cpu])
+                    counter, cleanup = b.case(c, allowed[-1:])
                     try:
-                        s0, t0 = _softirq(cpu)
-                        n0 = counter()
-                        r = b.gen.run(duration=seconds, rate=rate, cpus=[cpu], progress=False)
-                        s1, t1 = _softirq(cpu)
+                        tids = b.receiver("split", allowed[-1])
+                        n0, rt0, t0 = counter(), _runtime_ns(tids), time.perf_counter()
+                        r = b.gen.run(duration=cpu_seconds, rate=rate, cpus=allowed[:-1], progress=False)
+                        rt, wall = _runtime_ns(tids) - rt0, time.perf_counter() - t0
                         got = counter() - n0
                     finally:
                         cleanup()
                     rows.append({"offered": rate, "achieved": got / r.seconds, "loadavg": os.getloadavg()[0],
-                                 "softirq": (s1 - s0) / max(t1 - t0, 1)})
+                                 "receive_cpu": rt / 1e9 / wall})
                     bar and bar.update()
                 cpu_cost[c] = rows
             bar and bar.close()
@@ -744,42 +970,56 @@ def generator_alone(*, rounds: int = 5, repeat: int = 200_000) -> dict:
 
 def lacks() -> list[str]:
     n = len(os.sched_getaffinity(0))
-    out = ["a real NIC: veth has no DMA, no hardware RX queues or RSS, and its NAPI runs on the "
-           "sending CPU, so one CPU both generates and receives",
+    out = ["a real NIC: veth has no DMA, no hardware RX queues or RSS; its NAPI runs on the sending CPU "
+           "unless made threaded (the split placement does), and a frame's page comes from the generator's "
+           "page pool on the other CPU",
            "DPDK (the paper's 43.5 Mpps reference): not installed",
-           "CPUs to spare: the generator shares each receive CPU" if n <= 2 else ""]
+           "a generator machine: the generator runs on this machine's other CPU(s)" if n >= 2 else
+           "a second CPU: generator and receiver share the only one (no split placement)"]
     if n < 8:
         out.append(f"more than {n} CPUs: the paper scales to 6 cores")
     return [x for x in out if x]
 
 
-def run(*, short: bool = False, rounds: int | None = None, frames: int | None = None, seconds: float | None = None,
-        paths=None, programs: bool = True, cpu_counts=None, cpu_rates=None, progress: bool = True) -> Results:
-    """A whole bench run: paths over live frames, every shipped program's cost, CPU cost.
-    ``short``: 3 rounds of 100k frames on one CPU, a few cases, no CPU cost (CI and the lab)."""
+def run(*, short: bool = False, targets: bool = False, rounds: int | None = None, seconds: float | None = None,
+        paths=None, programs: bool | None = None, cpu_counts=None, cpu_rates=None, placements=("split", "shared"),
+        progress: bool = True) -> Results:
+    """A whole bench run: paths over live frames (both placements), every shipped program's
+    cost, the receive CPU's cost at fixed rates.
+    ``short``: 3 rounds of 0.2 s, 3 paths, one CPU, a few programs, no CPU cost (CI and the lab).
+    ``targets``: only what the issue's targets need, 9 rounds of 0.5 s, no programs (~3 min)."""
+    if targets:
+        rounds, seconds = rounds or 9, seconds or 0.5
+        paths, cpu_counts = paths or TARGET_CASES, cpu_counts or [1]
+        cpu_rates = () if cpu_rates is None else cpu_rates
+        programs = False if programs is None else programs
     rounds = rounds or (3 if short else 5)
-    frames = frames or (100_000 if short else 2_000_000)
-    seconds = seconds or (0.5 if short else 2.0)
+    seconds = seconds or (0.2 if short else 0.5)
     if short:
         paths = paths or ["xdp_drop", "tc_drop", "ipt_raw_drop"]
         cpu_counts = cpu_counts or [1]
         cpu_rates = () if cpu_rates is None else cpu_rates
     elif cpu_rates is None:
         cpu_rates = (100_000, 300_000, 1_000_000, 2_000_000)
+    programs = True if programs is None else programs
     meta = {"kernel": os.uname().release, "cpus": os.cpu_count(), "allowed_cpus": sorted(os.sched_getaffinity(0)),
-            "loadavg_before": [round(x, 2) for x in os.getloadavg()], "rounds": rounds, "frames": frames, "seconds": seconds,
+            "loadavg_before": [round(x, 2) for x in os.getloadavg()], "rounds": rounds, "seconds": seconds,
             "frame_bytes": FRAME_LEN + 4, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "placement": "generator and receiver NAPI on the same CPU(s): the last N allowed CPUs",
+            "placements": {p: PLACEMENTS[p] for p in placements},
+            "batch_size": {"split": SPLIT_BATCH, "shared": 64},
             "lacks": lacks(), "paper": {k: v for k, v in PAPER.items()}, "paper_hook_ns": PAPER_HOOK_NS}
     data = {"meta": meta}
+    t0 = time.monotonic()
     if programs:
-        data["programs"], data["hook_ns"] = program_costs(rounds=max(rounds, 5) if short else 9,
-                                                          repeat=50_000 if short else 200_000, progress=progress)
+        data["programs"], data["hook_ns"] = program_costs(rounds=9 if short else 15, repeat=60_000 if short else 200_000,
+                                                          only=SHORT_PROGRAMS if short else None, progress=progress)
     if paths != []:
-        data["generator_alone"] = generator_alone(rounds=rounds)
-        data.update(measure_paths(paths, cpu_counts=cpu_counts, rounds=rounds, frames=frames, seconds=seconds,
-                                  cpu_rates=cpu_rates, progress=progress))
+        if "shared" in placements:
+            data["generator_alone"] = generator_alone(rounds=rounds)
+        data.update(measure_paths(paths, cpu_counts=cpu_counts, rounds=rounds, seconds=seconds,
+                                  placements=placements, cpu_rates=cpu_rates, progress=progress))
     meta["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    meta["wall_seconds"] = round(time.monotonic() - t0, 1)
     return Results(data)
 
 
@@ -808,40 +1048,62 @@ def work_source(loops: int) -> str:
     return WORK_C.replace("LOOPS", str(int(loops)))
 
 
-def slowed_pair(slowdown: float = 0.10, *, rounds: int = 7, repeat: int = 100_000):
-    """(base program, slowed program, info): the slowed one runs ``slowdown`` longer per
-    packet than the base, by a loop whose per-iteration cost is measured here first."""
-    base = program.load(work_source(0), count=False)
-    probe = program.load(work_source(200), count=False)
-    try:
-        m = measure_programs({"base": base, "probe": probe}, rounds=rounds, repeat=repeat, progress=False)
-    finally:
-        probe.close()
-    per_iter = max((m["probe"]["median"] - m["base"]["median"]) / 200, 0.05)
-    loops = max(1, round(slowdown * m["base"]["median"] / per_iter))
-    slow = program.load(work_source(loops), count=False)
-    # a second step: measure the slowdown this gives and scale the loop once to hit the target
+def slowed_pair(slowdown: float = 0.10, *, target_ns: float = 100.0, rounds: int = 9, repeat: int = 100_000):
+    """(base program, slowed program, info): a base program whose own cost (net of the empty
+    hook) is about ``target_ns`` and a copy slowed by ``slowdown`` of that, by loop iterations
+    whose cost is measured here (two probes: cost per iteration and the fixed part), then
+    checked and scaled once. ``info['measured_change']`` is the slowdown as finally measured."""
     hook = program.load(HOOK_C, count=False)
+    progs = {}
     try:
-        m = measure_programs({"hook": hook, "base": base, "slow": slow}, rounds=rounds, repeat=repeat,
-                             progress=False)
-        got = judge(m["base"], m["slow"], base_ref=m["hook"], cur_ref=m["hook"])["change"]
-        if got > 0.01:
+        def own(ps, rounds=rounds):
+            m = measure_programs({"hook": hook, **ps}, rounds=rounds, repeat=repeat, progress=False)
+            return {k: statistics.median(net(m[k], m["hook"])) for k in ps}, m
+        lo, hi = 64, 320
+        for n in (lo, hi):
+            progs[n] = program.load(work_source(n), count=False)
+        o, _ = own({lo: progs[lo], hi: progs[hi]})
+        per_iter = max((o[hi] - o[lo]) / (hi - lo), 0.05)
+        fixed = o[lo] - lo * per_iter
+        base_loops = max(0, round((target_ns - fixed) / per_iter))
+        extra = max(1, round(slowdown * target_ns / per_iter))
+        for n in (lo, hi):
+            progs.pop(n).close()
+        base = program.load(work_source(base_loops), count=False)
+        slow = program.load(work_source(base_loops + extra), count=False)
+        first = None
+        for _ in range(2):            # measure what it gives; scale the extra loop once
+            o, m = own({"base": base, "slow": slow})
+            got = judge(m["base"], m["slow"], base_ref=m["hook"], cur_ref=m["hook"])["change"]
+            if first is not None or abs(got - slowdown) <= 0.2 * slowdown or got <= 0.005:
+                break
+            first = got
+            extra = max(1, round(extra * slowdown / got))
             slow.close()
-            loops = max(1, round(loops * slowdown / got))
-            slow = program.load(work_source(loops), count=False)
+            slow = program.load(work_source(base_loops + extra), count=False)
+    except BaseException:
+        for p in progs.values():
+            p.close()
+        raise
     finally:
         hook.close()
-    return base, slow, {"base_ns": m["base"]["median"], "ns_per_iteration": per_iter, "loops": loops,
-                        "first_step_change": got}
+    return base, slow, {"base_ns": o["base"], "slow_ns": o["slow"], "ns_per_iteration": per_iter,
+                        "base_loops": base_loops, "loops": extra, "first_step_change": first if first is not None else got,
+                        "measured_change": got}
 
 
 # --- the command ------------------------------------------------------------------------
 
 def add_arguments(p):
-    p.add_argument("--short", action="store_true", help="3 rounds of 100k frames, 3 paths, one CPU (CI, the lab)")
+    p.add_argument("--short", action="store_true", help="3 rounds of 0.2 s, 3 paths, one CPU, 2 programs (CI, the lab)")
+    p.add_argument("--targets", action="store_true",
+                   help="only the issue's targets (XDP vs iptables raw / tc, dashboard and drop detector cost), "
+                        "both placements, 9 rounds of 0.5 s (about 3 minutes)")
     p.add_argument("--rounds", type=int, help="interleaved rounds per case (after one warm-up)")
-    p.add_argument("--frames", type=int, help="frames per path and round")
+    p.add_argument("--seconds", type=float, help="seconds of traffic per path and round")
+    p.add_argument("--placement", choices=["split", "shared", "both"], default="both",
+                   help="split: generator and receiver on different CPUs (the paper's); shared: on one CPU "
+                        "(the issue's by-hand method); default both")
     p.add_argument("--paths", help=f"comma-separated, of: {', '.join(PATHS)} ('none': no live traffic)")
     p.add_argument("--cpus", help="receive CPU counts, e.g. 1,2 (default 1..N)")
     p.add_argument("--no-programs", action="store_true", help="skip the per-program BPF_PROG_RUN costs")
@@ -877,8 +1139,12 @@ def main(args) -> int:
         n = len(os.sched_getaffinity(0))
         if any(not 1 <= c <= n for c in cpus):
             raise UsageError(f"--cpus {args.cpus!r}: this machine has {n} CPUs for us (1..{n})")
-    res = run(short=args.short, rounds=_positive("rounds", args.rounds), frames=_positive("frames", args.frames),
-              paths=paths, programs=not args.no_programs, cpu_counts=cpus, progress=not args.quiet)
+    if args.seconds is not None and not 0.05 <= args.seconds <= 60:
+        raise UsageError(f"--seconds {args.seconds}: give 0.05..60 seconds of traffic per path and round")
+    res = run(short=args.short, targets=args.targets, rounds=_positive("rounds", args.rounds), seconds=args.seconds,
+              paths=paths, programs=False if args.no_programs else None, cpu_counts=cpus,
+              placements=("split", "shared") if args.placement == "both" else (args.placement,),
+              progress=not args.quiet)
     print(res.table())
     if args.json:
         print(f"results: {res.save(args.json)}")
