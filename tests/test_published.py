@@ -56,8 +56,7 @@ def selftest(name, **kw):
 
 def bcc_example(name: str) -> str:
     """The C text a BCC example passes to BPF(text=...)."""
-    py = (SRC / "bcc" / name).read_text()
-    return re.search(r'BPF\(text\s*=\s*"""(.*?)"""', py, re.S).group(1)
+    return dialects.bcc_script((SRC / "bcc" / name).read_text())[0]
 
 
 def bcc(name, cflags, **kw):
@@ -393,6 +392,15 @@ def test_an_object_with_legacy_maps_is_a_typed_error_naming_what_to_change(tmp_p
 # =====================================================================================
 # BCC's own examples (examples/networking/xdp/*.py): the C text, the example's cflags
 # =====================================================================================
+
+@published
+def test_a_bcc_python_script_itself_is_refused_saying_what_to_pass():
+    with pytest.raises(xdplab.UsageError, match="BCC Python script") as e:
+        xdplab.Program.from_file(SRC / "bcc" / "xdp_drop_count.py").load()
+    assert "'-DRETURNCODE=%s' % ret" in e.value.hint                 # its computed cflags, named
+    text, cflags, _ = dialects.bcc_script((SRC / "bcc" / "xdp_redirect_map.py").read_text())
+    assert cflags == ["-w"] and "BPF_DEVMAP(tx_port, 1);" in text    # literal ones, returned
+
 
 @published
 def test_bcc_xdp_drop_count(topo):

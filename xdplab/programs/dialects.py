@@ -13,6 +13,7 @@ Three inputs become the same loaded program:
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import re
@@ -77,6 +78,7 @@ def detect(source, dialect: str | None = None) -> Detected:
     else:
         found = None
     if found is None:
+        refuse_bcc_script(source)
         found = Detected("bcc", "no libbpf markers")
         for pat, what in _LIBBPF_MARKERS:
             m = pat.search(source)
@@ -95,6 +97,52 @@ def detect(source, dialect: str | None = None) -> Detected:
         raise UsageError(f"dialect={d!r} but the input is a compiled ELF object",
                           hint="leave dialect out (or 'elf') for a .o")
     return Detected(d, "explicit" if d == found.dialect else f"explicit; detection said {found}")
+
+
+_PY_BCC = re.compile(r'^\s*(?:from\s+bcc\s+import\b|import\s+bcc\b)', re.M)
+
+
+def bcc_script(text: str) -> tuple[str, list | None, str]:
+    """The parts of a BCC Python script (BCC's examples/*.py) xdplab needs: the C text
+    passed to ``BPF(text=...)``, its ``cflags`` as a list when they are literal (else
+    None), and the cflags expression as written. ``UsageError`` when there is no such call."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as e:
+        raise UsageError(f"not a Python script: {e}") from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "BPF":
+            kw = {k.arg: k.value for k in node.keywords}
+            c = kw.get("text") or (node.args[0] if node.args else None)
+            if not (isinstance(c, ast.Constant) and isinstance(c.value, str)):
+                continue
+            flags = kw.get("cflags")
+            try:
+                literal = ast.literal_eval(flags) if flags is not None else []
+            except ValueError:
+                literal = None
+            return c.value, literal, ast.unparse(flags) if flags is not None else "[]"
+    raise UsageError("no BPF(text=\"...\") call with a literal C text in this script",
+                     hint="pass the program's C text itself")
+
+
+def refuse_bcc_script(source: str) -> None:
+    """A BCC *Python* script given as the program: a UsageError saying what to pass (the C
+    inside ``BPF(text=...)`` and the cflags the script passes), not a compile error."""
+    m = _PY_BCC.search(source)
+    if not m or not re.search(r"\bBPF\s*\(", source):
+        return
+    try:
+        _, literal, written = bcc_script(source)
+    except UsageError:
+        written, literal = "", None
+    how = (f"cflags={literal!r}" if literal is not None
+           else f"the cflags it computes ({written}), evaluated")
+    raise UsageError(
+        f"this is a BCC Python script ({m.group(0).strip()} on line {_line_of(source, m.start())}), "
+        "not C: xdplab loads the C text it passes to BPF(text=...)",
+        hint=f"text, cflags, _ = xdplab.programs.dialects.bcc_script(open(path).read()); "
+             f"xdplab.load(text, cflags=...) with {how}")
 
 
 def bcc_markers(source: str) -> list[tuple[int, str]]:
