@@ -286,6 +286,24 @@ def test_the_kernel_layer_is_used_through_its_public_names():
     assert not bad, "\n".join(bad)
 
 
+def test_closing_with_a_with_block_is_written_once():
+    """``with obj:`` closing ``obj`` (and, where the class asks for it, closing it when it is
+    collected) comes from ``errors.Closable``: no other class writes the same
+    ``__enter__: return self`` / ``__exit__: self.close()`` pair or ``__del__: self.close()``."""
+    bad = []
+    for path in sorted((ROOT / "xdplab").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        for c in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(c, ast.ClassDef) or (rel, c.name) == ("xdplab/errors.py", "Closable"):
+                continue
+            body = {f.name: [ast.unparse(x) for x in f.body] for f in c.body if isinstance(f, ast.FunctionDef)}
+            if body.get("__enter__") == ["return self"] and body.get("__exit__") == ["self.close()"]:
+                bad.append(f"{rel}:{c.lineno} {c.name}: __enter__/__exit__")
+            if body.get("__del__") == ["try:\n    self.close()\nexcept Exception:\n    pass"]:
+                bad.append(f"{rel}:{c.lineno} {c.name}: __del__ (set _close_when_collected = True)")
+    assert not bad, "subclass errors.Closable instead:\n" + "\n".join(bad)
+
+
 def test_notebooks_tests_and_benchmarks_import_no_private_module():
     bad = private_imports()
     assert not bad, "\n".join(f"  {w}: {what}" for w, what in bad)

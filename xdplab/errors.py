@@ -109,10 +109,31 @@ class Closable:
 
     _closed = False
     _reopen_hint = ""
+    #: also close when the garbage collector takes the object (a wrapper whose kernel
+    #: object must not outlive it: an AF_XDP socket and its UMEM, a program looked up by
+    #: id). Off by default: a loaded program stays while its links do, a link is detached
+    #: by whoever owns it.
+    _close_when_collected = False
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if self._close_when_collected:
+            try:
+                self.close()
+            except Exception:
+                pass
 
     def _describe(self) -> str:
         name = getattr(self, "name", None)

@@ -12,13 +12,20 @@ kind                rows live in                                asked by
 ``verifier``        programs/explain.py (EXPLANATIONS)          explain.verifier_error
 ``compile``         programs/explain.py (COMPILE)               explain.compile_error
 ``attach``          programs/program.py (ATTACH_HINTS)          attach()
+``libbpf-open``     programs/explain.py (OPEN_HINTS)            libbpf's Object (ObjectError)
+``prog-run``        programs/prog_run.py (PROG_RUN_HINTS)       prog.run() / prog_run.run
+``afxdp``           net/afxdp.py (XSK_FAILURES)                 XSK setup and bind
+``map-update``      programs/typedmaps.py (UPDATE_HINTS)        m[k] = v (MapError)
+``redirect-map``    net/redirect.py (ENTRY_HINTS)               devmap_set / cpumap_set
+``traffic``         net/traffic.py (GENERATOR_HINTS)            the traffic generator
 ``drop``            tools/drops.py (DROP_CAUSES)                DropDetector (Loss.reason)
 ``kernel-feature``  kernel/features.py (from FEATURES)          features.require / doctor
 ``driver-feature``  net/drivers.py (from the Flag tables)       FeatureTable, drivers.legend
 ==================  ==========================================  ============================
 
 Add one: a ``Row(...)`` in the table of its kind; a test that triggers it for real
-(tests/broken/ for verifier and compile rows) proves it.
+(tests/broken/ for verifier and compile rows) proves it. No errno-to-hint dict or if-chain
+elsewhere (tests/test_failures.py scans for them): the rows are the only place.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from ..errors import NotSupported
+from ..errors import Closable, NotSupported
 from . import features
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -251,7 +251,7 @@ def prog_test_run_ctx(prog_fd: int, data: bytes, *, repeat: int = 1, ctx: bytes 
 
 # --- netlink (pyroute2) ----------------------------------------------------------------
 
-class _OnWorkerThread:
+class _OnWorkerThread(Closable):
     """Run every method of a pyroute2 socket on one worker thread of its own.
 
     pyroute2 >= 0.9 drives netlink with asyncio ``run_until_complete``, which fails in a
@@ -269,16 +269,11 @@ class _OnWorkerThread:
         return lambda *a, **kw: self._pool.submit(lambda: _materialize(attr(*a, **kw))).result()
 
     def close(self):
+        self._closed = True
         try:
             self._pool.submit(self._obj.close).result()
         finally:
             self._pool.shutdown()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _materialize(result):
@@ -466,8 +461,8 @@ def map_delete(map_fd: int, key: bytes) -> bool:
 
 def map_next_key(map_fd: int, key: bytes | None, size: int) -> bytes | None:
     """BPF_MAP_GET_NEXT_KEY: the key after ``key`` (None: the first), or None at the end."""
-    nk = ctypes.create_string_buffer(size)
-    k = ctypes.create_string_buffer(key, size) if key is not None else None
+    nk = ctypes.create_string_buffer(max(size, 1))
+    k = ctypes.create_string_buffer(key, max(size, len(key))) if key is not None else None
     try:
         bpf(BPF_MAP_GET_NEXT_KEY, _attr("=IIQQ", map_fd, 0, ctypes.addressof(k) if k is not None else 0,
                                         ctypes.addressof(nk)), "MAP_GET_NEXT_KEY")
@@ -475,7 +470,7 @@ def map_next_key(map_fd: int, key: bytes | None, size: int) -> bytes | None:
         if e.errno == errno.ENOENT:
             return None
         raise
-    return nk.raw
+    return nk.raw[:size]
 
 
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
@@ -910,18 +905,7 @@ def map_btf_ids(map_fd: int) -> dict:
     return {"btf_id": btf_id, "btf_key_type_id": key_id, "btf_value_type_id": value_id}
 
 
-def map_get_next_key(map_fd: int, key: bytes | None, key_size: int) -> bytes | None:
-    """The key after ``key`` (None: the first key); None when there is no next one."""
-    nxt = ctypes.create_string_buffer(max(key_size, 1))
-    k = ctypes.create_string_buffer(key, len(key)) if key is not None else None
-    try:
-        bpf(BPF_MAP_GET_NEXT_KEY, _attr("=IIQQ", map_fd, 0, ctypes.addressof(k) if k is not None else 0,
-                                        ctypes.addressof(nxt)), "MAP_GET_NEXT_KEY")
-    except BPFError as e:
-        if e.errno == errno.ENOENT:
-            return None
-        raise
-    return nxt.raw[:key_size]
+map_get_next_key = map_next_key       # the name typedmaps uses
 
 
 def map_fd_by_id(map_id: int) -> int:

@@ -32,13 +32,19 @@ def _probe_live_frames() -> str | None:
         os.close(fd)
 
 
-@register_probe("netdev_genl")
-def _probe_netdev_genl() -> str | None:
+def _refused(call) -> str | None:
+    """None when ``call()`` works, else the reason of the NotSupported it raised (the kernel
+    layer raises this registry's errors when the kernel says no)."""
     try:
-        bpf.netdev_dev_get(1)
+        call()
         return None
     except NotSupported as e:
         return e.args[0].split(": ", 1)[-1] if e.args else str(e)
+
+
+register_probe("netdev_genl")(lambda: _refused(lambda: bpf.netdev_dev_get(1)))
+register_probe("page_pool_netlink")(lambda: _refused(bpf.page_pool_dump))
+register_probe("page_pool_stats")(lambda: _refused(lambda: bpf.page_pool_dump(stats=True)))
 
 
 @register_probe("enable_stats")
@@ -72,24 +78,6 @@ _path("printk_event", TRACEFS / "events" / "bpf_trace" / "bpf_trace_printk",
 _path("btf", Path("/sys/kernel/btf/vmlinux"), "CONFIG_DEBUG_INFO_BTF=n")
 
 
-
-
-@register_probe("page_pool_netlink")
-def _probe_page_pool_netlink() -> str | None:
-    try:
-        bpf.page_pool_dump()
-        return None
-    except NotSupported as e:
-        return e.args[0].split(": ", 1)[-1] if e.args else str(e)
-
-
-@register_probe("page_pool_stats")
-def _probe_page_pool_stats() -> str | None:
-    try:
-        bpf.page_pool_dump(stats=True)
-        return None
-    except NotSupported as e:
-        return e.args[0].split(": ", 1)[-1] if e.args else str(e)
 
 
 @register_probe("libbpf")

@@ -55,7 +55,8 @@ from html import escape
 
 import numpy as np
 
-from .. import kernel
+from .. import failures, kernel
+from ..failures import Row
 from ..errors import Closable, ClosedError, NotSupported, UsageError, XDPLabError, needs_open
 from ..kernel import features
 from ..programs import live
@@ -107,14 +108,50 @@ def _pow2(name: str, n) -> int:
     return n
 
 
+#: why the kernel refused an AF_XDP socket's setup or bind, by errno (failures, kind 'afxdp'):
+#: ``what`` is the error's message, ``fix`` its hint; a row with ``feature`` is that
+#: feature's NotSupported (the registry's)
+XSK_FAILURES = failures.register(
+    Row("xsk-no-sockets", "no AF_XDP in this kernel", kind="afxdp",
+        when={"step": "setup", "errno": errno.EAFNOSUPPORT},
+        what="this kernel was built without CONFIG_XDP_SOCKETS"),
+    Row("xsk-umem", "UMEM registration refused", kind="afxdp",
+        when={"step": "setup", "errno": (errno.ENOMEM, errno.ENOBUFS, errno.EPERM)},
+        what="registering the UMEM failed: {strerror}",
+        fix="the UMEM is pinned memory: lower num_frames or raise RLIMIT_MEMLOCK "
+            "(ulimit -l); creating AF_XDP sockets needs CAP_NET_RAW"),
+    Row("xsk-queue-taken", "queue already has a socket", kind="afxdp",
+        when={"step": "bind", "errno": errno.EBUSY},
+        what="{where} already has an AF_XDP socket bound (this or another process)",
+        fix="close the other XSK first (re-running a notebook cell? xsk.close() the old one); "
+            "one socket per queue unless they share a UMEM (XDP_SHARED_UMEM)"),
+    Row("xsk-no-zerocopy", "zero-copy refused", kind="afxdp",
+        when={"step": "bind", "errno": (errno.EOPNOTSUPP, errno.EPROTONOSUPPORT), "zc": True},
+        what="bind: {strerror}; use mode='copy'"),
+    Row("xsk-bind-refused", "bind refused", kind="afxdp", when={"step": "bind", "errno": errno.EINVAL},
+        what="the kernel refused to bind to {where}: {strerror}",
+        fix="check the queue id (ethtool -l) and that the rings were set up"),
+    Row("xsk-device-gone", "device went away", kind="afxdp", when={"step": "bind", "errno": errno.ENODEV},
+        what="{dev} went away", fix="is the lab topology up?"),
+)
+#: the rows that are a feature's NotSupported
+_XSK_FEATURE = {"xsk-no-sockets": "afxdp", "xsk-no-zerocopy": "afxdp_zerocopy"}
+
+
+def _xsk_error(step: str, e: OSError, fallback: str, **facts) -> XDPLabError:
+    """The error for ``e`` at ``step`` ("setup", "bind"): the first matching 'afxdp' row."""
+    facts = {"step": step, "errno": e.errno, "strerror": e.strerror, **facts}
+    row = failures.find("afxdp", **facts)
+    if row is None:
+        return XSKError(fallback.format_map(facts))
+    if row.key in _XSK_FEATURE:
+        what = f"AF_XDP zero-copy on {facts['dev']}" if row.key == "xsk-no-zerocopy" else ""
+        return features.error(_XSK_FEATURE[row.key], row.explain(**facts), what)
+    return XSKError(row.explain(**facts), hint=row.advice(**facts))
+
+
 def _setup_error(e: OSError) -> XDPLabError:
-    if e.errno == errno.EAFNOSUPPORT:
-        return features.error("afxdp", "this kernel was built without CONFIG_XDP_SOCKETS")
-    if e.errno in (errno.ENOMEM, errno.ENOBUFS, errno.EPERM):
-        return XSKError(f"registering the UMEM failed: {e.strerror}",
-                        hint="the UMEM is pinned memory: lower num_frames or raise RLIMIT_MEMLOCK "
-                             "(ulimit -l); creating AF_XDP sockets needs CAP_NET_RAW")
-    return XSKError(f"AF_XDP setup failed: {e}")
+    return _xsk_error("setup", e, f"AF_XDP setup failed: {e}")
 
 
 # --- rings ------------------------------------------------------------------------------
@@ -451,20 +488,8 @@ class XSK(Closable):
         return self
 
     def _bind_error(self, e: OSError, zc: bool) -> XDPLabError:
-        where = f"{self.dev} queue {self.queue}"
-        if e.errno == errno.EBUSY:
-            return XSKError(f"{where} already has an AF_XDP socket bound (this or another process)",
-                            hint="close the other XSK first (re-running a notebook cell? xsk.close() the old one); "
-                                 "one socket per queue unless they share a UMEM (XDP_SHARED_UMEM)")
-        if e.errno in (errno.EOPNOTSUPP, errno.EPROTONOSUPPORT) and zc:
-            return features.error("afxdp_zerocopy", f"bind: {e.strerror}; use mode='copy'",
-                                  f"AF_XDP zero-copy on {self.dev}")
-        if e.errno == errno.EINVAL:
-            return XSKError(f"the kernel refused to bind to {where}: {e.strerror}",
-                            hint="check the queue id (ethtool -l) and that the rings were set up")
-        if e.errno == errno.ENODEV:
-            return XSKError(f"{self.dev} went away", hint="is the lab topology up?")
-        return XSKError(f"bind to {where} failed: {e.strerror}")
+        return _xsk_error("bind", e, "bind to {where} failed: {strerror}", zc=bool(zc), dev=self.dev,
+                          where=f"{self.dev} queue {self.queue}")
 
     # --- redirecting traffic here ---------------------------------------------------
     @needs_open
@@ -678,21 +703,10 @@ class XSK(Closable):
         return self.fd < 0
 
     _reopen_hint = "make a new XSK(...)"
+    _close_when_collected = True
 
     def _describe(self) -> str:
         return f"XSK on {self.dev} queue {self.queue}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         if self.closed:

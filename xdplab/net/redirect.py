@@ -25,8 +25,9 @@ import re
 import struct
 import warnings
 
-from .. import kernel
-from ..errors import AttachError, XDPLabError
+from .. import failures, kernel
+from ..failures import Row
+from ..errors import AttachError, Closable, XDPLabError
 from ..programs import typedmaps
 from . import drivers
 from ..programs.program import Program
@@ -124,6 +125,31 @@ def _key(info: dict, key: int) -> bytes:
     return int(key).to_bytes(info["key_size"], "little")
 
 
+#: why the kernel refused a devmap/cpumap entry, by errno (failures, kind 'redirect-map')
+ENTRY_HINTS = failures.register(
+    Row("devmap-egress-type", "egress program of the wrong type", kind="redirect-map",
+        when={"map": "devmap", "errno": errno.EINVAL, "egress": True},
+        fix="an egress program must be loaded with redirect.load_egress() (expected_attach_type BPF_XDP_DEVMAP)"),
+    Row("devmap-key-range", "key out of range", kind="redirect-map", when={"map": "devmap", "errno": errno.E2BIG},
+        fix="the key must be < max_entries"),
+    Row("cpumap-cpu-offline", "CPU not online", kind="redirect-map", when={"map": "cpumap", "errno": errno.ENODEV},
+        fix="CPU {cpu} is not online (this machine has {ncpus})"),
+    Row("cpumap-qsize-max", "queue too deep", kind="redirect-map", when={"map": "cpumap", "errno": errno.EOVERFLOW},
+        fix="qsize must be at most 16384"),
+    Row("cpumap-egress-type", "cpumap program of the wrong type", kind="redirect-map",
+        when={"map": "cpumap", "errno": errno.EINVAL, "egress": True},
+        fix="the program must be loaded with redirect.load_egress(src, hook='cpumap')"),
+    Row("cpumap-qsize-zero", "empty queue", kind="redirect-map", when={"map": "cpumap", "errno": errno.EINVAL},
+        fix="qsize must be > 0"),
+)
+
+
+def _entry_hint(e: OSError, map_kind: str, **facts) -> str:
+    facts = {"map": map_kind, "errno": e.errno, **facts}
+    row = failures.find("redirect-map", **facts)
+    return row.advice(**facts) if row else ""
+
+
 def devmap_set(m, key: int, dev, egress_prog=None, *, check: bool = True) -> dict:
     """Point devmap entry ``key`` at interface ``dev`` (name, ifindex or lab Host = its
     root-side veth), optionally with an egress program (from ``load_egress``; the map must
@@ -142,9 +168,7 @@ def devmap_set(m, key: int, dev, egress_prog=None, *, check: bool = True) -> dic
     try:
         kernel.map_update(fd, _key(info, key), value)
     except kernel.BPFError as e:
-        hint = ("an egress program must be loaded with redirect.load_egress() "
-                "(expected_attach_type BPF_XDP_DEVMAP)" if egress_prog is not None and e.errno == errno.EINVAL
-                else "the key must be < max_entries" if e.errno == errno.E2BIG else "")
+        hint = _entry_hint(e, "devmap", egress=egress_prog is not None)
         raise XDPLabError(f"devmap {info['name']!r}[{key}] = {name}: {e.strerror}", hint=hint) from None
     if check:
         for problem in check_target(name):
@@ -195,10 +219,7 @@ def cpumap_set(m, cpu: int, qsize: int = 2048, prog=None) -> dict:
     try:
         kernel.map_update(fd, _key(info, cpu), value)
     except kernel.BPFError as e:
-        hint = {errno.ENODEV: f"CPU {cpu} is not online (this machine has {os.cpu_count()})",
-                errno.EOVERFLOW: "qsize must be at most 16384",
-                errno.EINVAL: "the program must be loaded with redirect.load_egress(src, hook='cpumap')"
-                if prog is not None else "qsize must be > 0"}.get(e.errno, "")
+        hint = _entry_hint(e, "cpumap", egress=prog is not None, cpu=cpu, ncpus=os.cpu_count())
         raise XDPLabError(f"cpumap {info['name']!r}[{cpu}]: {e.strerror}", hint=hint) from None
     raw = kernel.map_lookup(fd, _key(info, cpu), info["value_size"])
     q = struct.unpack_from("=I", raw)[0]
@@ -249,7 +270,7 @@ def _pass_counting(map_fd: int) -> bytes:
     ])
 
 
-class PeerProgram:
+class PeerProgram(Closable):
     """An XDP_PASS program on the inside end of a lab host's veth (attached by
     ``ensure_peer_program``). It exists for its side effect — the veth's NAPI queue, so
     frames can be XDP_TX'ed or redirected into the host — and counts what arrives."""
@@ -303,11 +324,9 @@ class PeerProgram:
 
     detach = close
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
 
     def __repr__(self) -> str:
         state = "attached" if self.attached else "detached"

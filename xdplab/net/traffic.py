@@ -33,7 +33,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .. import kernel
+from .. import failures, kernel
+from ..failures import Row
 from ..errors import Closable, NotSupported, UsageError, XDPLabError, needs_open
 from ..kernel import features
 from ..programs.program import load
@@ -545,12 +546,6 @@ class Generator(Closable):
     def _describe(self) -> str:
         return f"traffic generator out of {_where(self.netns, self.out)}"
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def __repr__(self) -> str:
         return (f"<Generator {len(self.frame)} B frames out of {_where(self.netns, self.out)}"
                 f"{' vary ' + ', '.join(self.vary) if self.vary else ''}"
@@ -605,9 +600,18 @@ def _bar(progress: bool, total, dev: str):
                 mininterval=0.2, smoothing=0.3)
 
 
+#: why a generator's BPF_PROG_RUN failed, by errno (failures, kind 'traffic')
+GENERATOR_HINTS = failures.register(
+    Row("generator-device-gone", "the device went away", kind="traffic", when={"errno": errno.ENODEV},
+        fix="{ifname} disappeared (lab torn down?)"),
+    Row("generator-interrupted", "interrupted", kind="traffic", when={"errno": errno.EINTR},
+        fix="interrupted by a signal"),
+)
+
+
 def _explain(e: BaseException, g: Generator) -> BaseException:
     if isinstance(e, kernel.BPFError):
-        hint = {errno.ENODEV: f"{g.ifname} disappeared (lab torn down?)",
-                errno.EINTR: "interrupted by a signal"}.get(e.errno, "")
+        row = failures.find("traffic", errno=e.errno)
+        hint = row.advice(ifname=g.ifname) if row else ""
         return XDPLabError(f"the generator's BPF_PROG_RUN failed: {e.strerror}", hint=hint)
     return e

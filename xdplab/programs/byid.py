@@ -93,6 +93,7 @@ class AttachedProgram(Closable):
     """A loaded XDP program by kernel id, with its maps (see the module docstring)."""
 
     _reopen_hint = "look it up again: xdplab.attached(dev) or xdplab.byid.program(id)"
+    _close_when_collected = True
 
     def __init__(self, prog_id: int, ifname: str | None = None, mode: str | None = None):
         self._fd = _prog_fd_by_id(prog_id)
@@ -176,18 +177,6 @@ class AttachedProgram(Closable):
         self._closed = True
         self.maps.close()
         os.close(self._fd)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         if self._closed:

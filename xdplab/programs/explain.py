@@ -570,6 +570,27 @@ COMPILE = E("compile", "C compile error", r".", "clang could not compile the pro
             "Fix the C error at the marked line.", stage="compile")
 failures.register(*EXPLANATIONS, COMPILE)
 
+#: why libbpf could not open an object (its log: ``log_pattern``), the last row for any other
+#: reason (failures, kind 'libbpf-open'; asked by programs/libbpf.py)
+OPEN_HINTS = failures.register(
+    Row("legacy-maps", "pre-1.0 map definitions", kind="libbpf-open", log_pattern=r"legacy map definitions",
+        fix="the object declares its maps the pre-1.0 way (struct bpf_map_def SEC(\"maps\"), as old "
+            "samples and tutorials did), which libbpf 1.x (Debian's 1.1, what xdplab loads with) "
+            "refuses: load its C source instead (xdplab rewrites such maps as BTF-defined maps), or "
+            "declare them as struct { __uint(type, ...); ... } name SEC(\".maps\"); and rebuild"),
+    Row("unknown-section", "a section libbpf does not know", kind="libbpf-open",
+        log_pattern=r"missing BPF prog type|failed to guess program type",
+        fix='use a section libbpf knows for XDP: SEC("xdp") or SEC("xdp.frags")'),
+    Row("bad-object", "not a BPF object libbpf can open", kind="libbpf-open",
+        fix="check the object was built with `clang -O2 -g -target bpf` (BTF and a license)"),
+)
+
+
+def open_hint(log: str) -> str:
+    """The fix for libbpf's ``log`` of an object it could not open (the 'libbpf-open' rows)."""
+    row = failures.find("libbpf-open", log=log)
+    return row.fix if row else ""
+
 
 def explain(message: str, log: str = "", source: str = "", stage: str = "verifier") -> Explanation | None:
     """The first row of ``stage`` that matches (None: no row; compile errors then use COMPILE)."""

@@ -23,8 +23,9 @@ import html
 import struct
 from dataclasses import dataclass, field
 
-from .. import kernel
+from .. import failures, kernel
 from ..errors import XDPLabError
+from ..failures import Row
 
 ACTIONS = kernel.XDP_ACTIONS      # 'XDP_ABORTED', ... (kernel.abi)
 XDP_MD = kernel.XDP_MD            # struct xdp_md (kernel.abi)
@@ -218,17 +219,25 @@ def run(prog, packet, repeat: int = 1, ifname=None, *, ingress_ifindex: int = 0,
     return RunResult(retval, data, out[metalen:], repeat, duration, idx, rx_queue, meta=out[:metalen])
 
 
+#: why the kernel refused BPF_PROG_RUN, by errno and what the run set (failures, kind 'prog-run')
+PROG_RUN_HINTS = failures.register(
+    Row("run-no-device", "ifindex not in this netns", kind="prog-run", when={"errno": errno.ENODEV},
+        fix="ifindex {ifindex} is not a device in this network namespace"),
+    Row("run-rx-queue", "rx_queue out of range", kind="prog-run",
+        when={"errno": errno.EINVAL, "rx_queue": failures.nonzero},
+        fix="rx_queue {rx_queue} must be below the device's number of RX queues"),
+    Row("run-metadata", "bad metadata length", kind="prog-run",
+        when={"errno": errno.EINVAL, "meta": failures.nonzero},
+        fix="metadata must be a multiple of 4 bytes and at most 32"),
+    Row("run-refused", "run refused", kind="prog-run", when={"errno": errno.EINVAL},
+        fix="the kernel rejected the run (packet larger than a page minus headroom?)"),
+)
+
+
 def _explain(e: OSError, idx: int, rx_queue: int, meta: bytes) -> XDPLabError:
-    hint = ""
-    if e.errno == errno.ENODEV:
-        hint = f"ifindex {idx} is not a device in this network namespace"
-    elif e.errno == errno.EINVAL and rx_queue:
-        hint = f"rx_queue {rx_queue} must be below the device's number of RX queues"
-    elif e.errno == errno.EINVAL and meta:
-        hint = "metadata must be a multiple of 4 bytes and at most 32"
-    elif e.errno == errno.EINVAL:
-        hint = "the kernel rejected the run (packet larger than a page minus headroom?)"
-    return XDPLabError(f"BPF_PROG_RUN failed: {e.strerror}", hint=hint)
+    facts = {"errno": e.errno, "ifindex": idx, "rx_queue": rx_queue, "meta": len(meta)}
+    row = failures.find("prog-run", **facts)
+    return XDPLabError(f"BPF_PROG_RUN failed: {e.strerror}", hint=row.advice(**facts) if row else "")
 
 
 def expect(prog, packet, action="XDP_PASS", output=None, **kw) -> RunResult:

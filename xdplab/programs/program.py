@@ -353,12 +353,6 @@ class LoadedProgram(Closable):
         self.maps.close(f"its program {self.name} was closed")
         self.bpf.cleanup()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def __del__(self):
         try:
             if not self._closed and not self.links:
@@ -493,12 +487,6 @@ class Link(Closable):
             self.program.links.remove(self)
 
     close = detach
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.detach()
 
     def __repr__(self) -> str:
         state = f"link {self.id}" if self.attached else "detached, closed"

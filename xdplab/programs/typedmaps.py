@@ -23,7 +23,8 @@ from html import escape
 import os
 from pathlib import Path
 
-from .. import kernel
+from .. import failures, kernel
+from ..failures import Row
 from ..kernel.btf import BTF, Codec, IntCodec, BytesCodec
 from ..errors import Closable, MapError, MapKeyError, NotSupported, UsageError, XDPLabError
 from ..kernel.btf import Builder
@@ -50,6 +51,15 @@ def _entry_op(name: str):
     if op is None:
         raise XDPLabError(f"{name} on a typed map needs xdplab.net.redirect (import xdplab loads it)")
     return op
+
+
+#: why the kernel refused a map update, by errno (failures, kind 'map-update')
+UPDATE_HINTS = failures.register(
+    Row("map-full", "map full", kind="map-update", when={"errno": errno.E2BIG},
+        fix="{type} map {name} is full ({max_entries} entries) or the key is out of range"),
+    Row("map-bad-value", "value refused", kind="map-update", when={"errno": errno.EINVAL},
+        fix="the kernel does not take this value for a {kind} map"),
+)
 
 
 def register(*map_types: int):
@@ -143,12 +153,6 @@ class TypedMap(Closable):
         except Exception:
             pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     # --- codecs --------------------------------------------------------------------------
 
     def _codec(self, type_id: int, size: int, what: str) -> Codec:
@@ -218,9 +222,9 @@ class TypedMap(Closable):
         try:
             kernel.map_update(self._fd, k, v)
         except kernel.BPFError as e:
-            hint = {errno.E2BIG: f"{MAP_TYPES.get(self.map_type, self.map_type)} map {self.name} is full "
-                                 f"({self.max_entries} entries) or the key is out of range",
-                    errno.EINVAL: f"the kernel does not take this value for a {self.kind} map"}.get(e.errno, "")
+            row = failures.find("map-update", errno=e.errno)
+            hint = row.advice(type=MAP_TYPES.get(self.map_type, self.map_type), name=self.name,
+                              max_entries=self.max_entries, kind=self.kind) if row else ""
             raise MapError(f"map {self.name}[{key!r}]: {e.strerror}", hint=hint) from None
 
     def __delitem__(self, key):

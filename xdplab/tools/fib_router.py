@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from .. import paths
+from ..errors import Closable
 from ..programs.program import Program
 from ..net.redirect import ensure_peer_program
 from ..net import traffic
@@ -98,7 +99,7 @@ class ForwardResult:
                 f"kernel ForwDatagrams +{self.kernel_forwarded:,}")
 
 
-class ForwardingTest:
+class ForwardingTest(Closable):
     """UDP frames from ``src`` to ``dst`` through whatever the router runs, counted where
     they arrive: an XDP_DROP sink on ``dst``'s veth0 (in place of its XDP_PASS peer
     program, which comes back after). Generator and sink load once; ``run()`` as often as needed, with
@@ -133,14 +134,9 @@ class ForwardingTest:
             ensure_peer_program(self.topo[self.dst])
 
     def close(self) -> None:
+        self._closed = True
         self.gen.close()
         self._restore()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def forward(topo, count: int | None = 1_000_000, *, src: str = "h1", dst: str = "h3", size: int = 64,

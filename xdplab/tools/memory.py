@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .. import kernel, paths
 from ..kernel import features
-from ..errors import NotSupported, UsageError, XDPLabError
+from ..errors import Closable, NotSupported, UsageError, XDPLabError
 from ..programs.libbpf import BPF_F_XDP_HAS_FRAGS, _prog_load_raw
 from ..programs.program import Program
 from ..programs.libbpf import BPF_F_XDP_DEV_BOUND_ONLY, lib
@@ -92,14 +92,6 @@ def _tracepoints_probe(*events):
     return probe
 
 
-def _page_pool_netlink_probe() -> str:
-    try:
-        page_pools()
-    except NotSupported as e:
-        return str(e).split(": ", 1)[-1]
-    return ""
-
-
 @dataclass(frozen=True)
 class Probe:
     name: str
@@ -122,7 +114,7 @@ PROBES = {p.name: p for p in (
     Probe("kern_ctx", "the kernel's xdp_buff behind ctx (bpf_cast_to_kern_ctx): an RX queue's memory model",
           "6.2", _ksym_probe("bpf_cast_to_kern_ctx")),
     Probe("page_pool_netlink", "page-pool-get / page-pool-stats-get (netdev netlink)", "6.8",
-          _page_pool_netlink_probe),
+          lambda: features.missing("page_pool_netlink") or ""),     # the kernel floor's probe
     Probe("page_pool_tracepoints", "page_pool:* and xdp:mem_connect tracepoints", "5.0",
           _tracepoints_probe("page_pool/page_pool_state_hold", "page_pool/page_pool_release",
                              "xdp/mem_connect", "xdp/mem_disconnect")),
@@ -261,7 +253,7 @@ class MemModel:
     disconnects: int
 
 
-class PageWatch:
+class PageWatch(Closable):
     """Page pools and memory models, counted in the kernel by raw tracepoint programs
     (``xdplab/bpf/programs/memory/page_pools.c``, libbpf + CO-RE: no trampolines, no BCC compile):
     page_pool_state_hold / _release / page_pool_release per pool, attributed to the
@@ -275,6 +267,8 @@ class PageWatch:
         w.widget()           # live table (4 Hz)
 
     It sees every pool of the machine (other programs' too): pass the device."""
+
+    _close_when_collected = True
 
     def __init__(self):
         require("page_pool_tracepoints")
@@ -399,18 +393,6 @@ class PageWatch:
         if not self._closed:
             self._closed = True
             self._release()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 # --- which memory model does an RX queue use? ------------------------------------------
@@ -567,7 +549,7 @@ def last_hints(prog) -> Hints | None:
 
 # --- devmap broadcast --------------------------------------------------------------------
 
-class Flood:
+class Flood(Closable):
     """An XDP L2 flood across lab hosts: ``xdplab/bpf/programs/memory/flood.c`` on every host's root-side
     veth, all in one DEVMAP_HASH (``ports``); a frame arriving from one host is sent to every
     other (bpf_redirect_map with BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS).
@@ -601,15 +583,10 @@ class Flood:
         return self.prog.counters()
 
     def close(self) -> None:
+        self._closed = True
         for h in self.hosts:
             redirect.remove_peer_program(h)
         self.prog.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return f"<Flood over {', '.join(h.outside for h in self.hosts)}: {self.prog.counters()}>"
@@ -647,7 +624,7 @@ def vlan_tag_egress(host, vlan_id: int = 5):
 
 # --- a tap device to feed frames to (a driver without RX metadata kfuncs) -----------------
 
-class Tap:
+class Tap(Closable):
     """A tap device of our own (name with the lab's prefix) whose XDP hook sees every frame
     written to it: ``with memory.Tap("xl-tap0") as tap: prog.attach(tap.name); tap.send(frame)``.
     tun/tap has native XDP but no RX metadata kfuncs: a device-bound program on it gets
@@ -684,11 +661,9 @@ class Tap:
             os.close(self.fd)             # a non-persistent tap goes with its last fd
             self.fd = -1
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
 
 
 def hints_reader():

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from .. import kernel
 from .. import paths
-from ..errors import XDPLabError
+from ..errors import Closable, XDPLabError
 from ..programs.program import Program
 from ..net.router_topology import parse_rate, parse_size
 from . import fib_router
@@ -171,7 +171,7 @@ class Phase:
 
 
 @dataclass
-class FastSlow:
+class FastSlow(Closable):
     """h1 ("fast") floods h2 through the router, whose link to h2 is shaped to ``rate``
     (tbf on the router's egress). ``offered``: the sending rate, ``size``: frame bytes."""
 
@@ -382,6 +382,7 @@ class FastSlow:
         return live.widget(column(f1, f2, sizing_mode="stretch_width"))
 
     def close(self) -> None:
+        self._closed = True
         if self._plot is not None:
             self._plot.stop()
         self.gen.close()
@@ -390,12 +391,6 @@ class FastSlow:
             self.topo.unshape(self.dst)
         except Exception:
             pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _repr_html_(self) -> str:
         return (f"<b>fast &rarr; slow</b>: {self.src} offers {self.offered} of {self.size} B frames; "
