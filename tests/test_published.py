@@ -355,6 +355,17 @@ def test_a_programs_own_old_bpf_helpers_h_with_legacy_maps(tmp_path):
         assert prog["counts"][1] == 1 and prog.counters()["PASS"] == 1     # no clash with ours
 
 
+def test_an_objects_entry_is_its_first_xdp_program_whatever_the_section(tmp_path):
+    c = tmp_path / "sections.c"
+    c.write_text(SECTIONS)
+    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", str(c),
+                    "-o", str(tmp_path / "sections.o")], check=True)
+    spec = xdplab.Program.from_file(tmp_path / "sections.o")
+    assert spec.entry == "reflect"                      # SEC("tx"), not the devmap entry program
+    with spec.load() as prog:
+        assert prog.name == "reflect" and prog.run(Ether() / IP() / ICMP()).action == "XDP_TX"
+
+
 FENTRY_ONLY = """\
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>

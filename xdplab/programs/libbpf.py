@@ -1140,7 +1140,7 @@ def _pick(progs: dict[str, ProgRef], name: str | None, prefer=None) -> str:
         raise UsageError(f"no program {name!r} in this object",
                           hint="programs (function: section): " + ", ".join(
                               f"{n}: {r.section}" for n, r in progs.items()))
-    xdp = [n for n, r in progs.items() if r.prog_type == BPF_PROG_TYPE_XDP and r.fd >= 0
+    xdp = [n for n, r in progs.items() if r.prog_type == BPF_PROG_TYPE_XDP
            and not r.section.split("/")[-1] in ("devmap", "cpumap")
            and r.expected_attach_type not in (BPF_XDP_DEVMAP, BPF_XDP_CPUMAP)]
     for n in prefer or ():
@@ -1352,15 +1352,14 @@ def entry_name(spec) -> str:
                            hint='mark the function: SEC("xdp") int my_prog(struct xdp_md *ctx)')
     obj = Object(bytes(spec.elf), "probe")
     try:
-        names = obj.program_names()
+        progs = obj.programs                     # typed (sections libbpf 1.x does not know too)
     finally:
         obj.close()
-    xdp = [n for n, sec in names if sec.startswith("xdp") and sec.split("/")[-1] not in ("devmap", "cpumap")
-           and dialects.counted_section(sec)]
-    if not xdp:
-        raise XDPLabError(f"no XDP program in {spec.origin}",
-                          hint="programs (function: section): " + ", ".join(f"{n}: {s}" for n, s in names))
-    return xdp[0]
+    try:
+        return _pick(progs, None)
+    except XDPLabError:
+        raise XDPLabError(f"no XDP program in {spec.origin}", hint="programs (function: section): "
+                          + ", ".join(f"{n}: {r.section}" for n, r in progs.items())) from None
 
 
 class _Loader:
