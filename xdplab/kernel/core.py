@@ -102,6 +102,16 @@ def link_detach(link_fd: int) -> None:
     bpf(BPF_LINK_DETACH, _attr("=I", link_fd), "LINK_DETACH")
 
 
+def link_close(link_fd: int) -> None:
+    """Detach a bpf_link (if the kernel has not already: its device or netns went away)
+    and close its fd: the end of every link xdplab made."""
+    try:
+        link_detach(link_fd)
+    except OSError:
+        pass
+    os.close(link_fd)
+
+
 def obj_info(fd: int, size: int, info: ctypes.Array | None = None) -> ctypes.Array:
     """BPF_OBJ_GET_INFO_BY_FD of a program, map, link or BTF fd into a ``size``-byte buffer
     (struct bpf_prog_info / bpf_map_info / bpf_link_info / bpf_btf_info); ``info``: a buffer

@@ -310,11 +310,7 @@ class PeerProgram(Closable):
         if self.map_fd >= 0 and self.fd >= 0:
             self._last = self.counters()
         if self.link_fd >= 0:
-            try:
-                kernel.link_detach(self.link_fd)
-            except OSError:
-                pass
-            os.close(self.link_fd)
+            kernel.link_close(self.link_fd)
             self.link_fd = -1
         for attr in ("fd", "map_fd"):
             if getattr(self, attr, -1) >= 0:

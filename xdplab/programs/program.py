@@ -477,11 +477,7 @@ class Link(Closable):
         if self.fd < 0:
             return
         _LINKS.pop((self.netns, self.ifindex, self.mode), None)
-        try:
-            kernel.link_detach(self.fd)
-        except OSError:
-            pass
-        os.close(self.fd)
+        kernel.link_close(self.fd)
         self.fd = -1
         if self in self.program.links:
             self.program.links.remove(self)
