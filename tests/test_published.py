@@ -90,6 +90,22 @@ def cpumap_set(m, cpu, qsize):
     return m.set(cpu, qsize=qsize) if hasattr(m, "set") else redirect.cpumap_set(m, cpu, qsize=qsize)
 
 
+def arrivals(prog, src, dst, *hosts, count=5, timeout=1.0) -> list[int]:
+    """Attach ``prog`` to ``src``'s veth, ping ``dst`` from ``src``, detach: how many frames
+    reached each of ``hosts``, counted by the XDP program a veth needs on its peer to take
+    XDP_TX or redirected frames (``redirect.ensure_peer_program``)."""
+    peers = [redirect.ensure_peer_program(h) for h in hosts]
+    try:
+        before = [p.counters()["PASS"] for p in peers]
+        prog.attach(src.outside)
+        src.ping(dst, count=count, interval=0.05, timeout=timeout)
+        prog.detach()
+        return [p.counters()["PASS"] - b for p, b in zip(peers, before)]
+    finally:
+        for h in hosts:
+            redirect.remove_peer_program(h)
+
+
 def neigh(host, ip, mac):
     """A static neighbour entry inside ``host`` (frames redirected elsewhere get no ARP reply)."""
     host.run(["ip", "neigh", "replace", ip, "lladdr", mac, "dev", host.inside])
@@ -433,16 +449,8 @@ def test_bcc_xdp_macswap_count(topo):
         r = prog.run(UDP_PKT)                                      # UDP: MACs swapped, sent back
         assert r.action == "XDP_TX"
         assert (r.packet.src, r.packet.dst) == (UDP_PKT.dst, UDP_PKT.src)
-        peer = redirect.ensure_peer_program(h1)     # a veth takes XDP_TX only with a peer program
-        try:
-            prog.attach(h1.outside)
-            before = peer.counters()["PASS"]
-            h1.ping(h1.gw4, count=5, interval=0.05)                 # RETURNCODE=XDP_TX: back to h1
-            prog.detach()
-            assert peer.counters()["PASS"] - before >= 5
-            assert percpu_total(prog["dropcnt"], 1) >= 5 and prog.counters()["TX"] >= 5
-        finally:
-            redirect.remove_peer_program(h1)
+        assert arrivals(prog, h1, h1.gw4, h1)[0] >= 5             # RETURNCODE=XDP_TX: back to h1
+        assert percpu_total(prog["dropcnt"], 1) >= 5 and prog.counters()["TX"] >= 5
 
 
 @published
@@ -453,16 +461,8 @@ def test_bcc_xdp_redirect_map(topo):
             xdplab.load(text, cflags=["-w"], func="xdp_dummy") as dummy:
         devmap_set(prog["tx_port"], 0, h2)   # tx_port[0] = out_idx
         dummy.attach(h2.outside)                                    # as the example does
-        peer = redirect.ensure_peer_program(h2)                     # the veth's peer needs one
-        try:
-            prog.attach(h1.outside)
-            before = peer.counters()["PASS"]
-            h1.ping(h2.ipv4, count=5, interval=0.05)
-            prog.detach()
-            assert peer.counters()["PASS"] - before >= 5
-            assert percpu_total(prog["rxcnt"], 0) == prog.counters()["REDIRECT"] >= 5
-        finally:
-            redirect.remove_peer_program(h2)
+        assert arrivals(prog, h1, h2.ipv4, h2)[0] >= 5
+        assert percpu_total(prog["rxcnt"], 0) == prog.counters()["REDIRECT"] >= 5
 
 
 @published
@@ -575,17 +575,9 @@ def test_tutorial_packet03_redirect_map_filled_as_its_loader_does(topo):
         r = prog.run(Ether(src=h1.mac, dst=h1.gw_mac) / IP() / ICMP())
         assert r.action == "XDP_REDIRECT" and r.packet.dst == h2.mac
         assert prog.run(Ether(src=h2.mac) / IP() / ICMP()).action == "XDP_PASS"   # unknown source
-        peer = redirect.ensure_peer_program(h2)
-        try:
-            neigh(h1, h1.gw4, h1.gw_mac)
-            prog.attach(h1.outside)
-            before = peer.counters()["PASS"]
-            h1.ping(h2.ipv4, count=5, interval=0.05, timeout=0.3)
-            prog.detach()
-            assert peer.counters()["PASS"] - before >= 5              # arrived in h2
-            assert datarec(prog["xdp_stats_map"], 4)[0] >= 5          # XDP_REDIRECT
-        finally:
-            redirect.remove_peer_program(h2)
+        neigh(h1, h1.gw4, h1.gw_mac)
+        assert arrivals(prog, h1, h2.ipv4, h2, timeout=0.3)[0] >= 5    # arrived in h2
+        assert datarec(prog["xdp_stats_map"], 4)[0] >= 5              # XDP_REDIRECT
 
 
 # =====================================================================================
@@ -651,16 +643,8 @@ def test_selftest_xdp_tx_in_section_tx(topo):
     with selftest("xdp_tx.c") as prog:                  # SEC("tx"), "bpf_helpers.h"
         assert prog.name == "xdp_tx" and prog.section == "tx"
         assert prog.run(Ether() / IP() / ICMP()).action == "XDP_TX"
-        peer = redirect.ensure_peer_program(h1)
-        try:
-            prog.attach(h1.outside)
-            before = peer.counters()["PASS"]
-            h1.ping(h1.gw4, count=3, interval=0.05, timeout=0.3)
-            prog.detach()
-            assert peer.counters()["PASS"] - before >= 3
-            assert prog.counters()["TX"] >= 3
-        finally:
-            redirect.remove_peer_program(h1)
+        assert arrivals(prog, h1, h1.gw4, h1, count=3, timeout=0.3)[0] >= 3
+        assert prog.counters()["TX"] >= 3
 
 
 @published
@@ -830,16 +814,8 @@ def test_samples_xdp_redirect_map_bpf_linked_as_its_makefile_links_it(topo, tmp_
         devmap_set(prog["tx_port_general"], 0, h2)
         r = prog.run(Ether(src=h1.mac, dst=h1.gw_mac) / IP() / ICMP())
         assert r.action == "XDP_REDIRECT" and (r.packet.src, r.packet.dst) == (h1.gw_mac, h1.mac)
-        peer = redirect.ensure_peer_program(h2)
-        try:
-            neigh(h1, h1.gw4, h1.gw_mac)
-            prog.attach(h1.outside)
-            before = peer.counters()["PASS"]
-            h1.ping(h2.ipv4, count=5, interval=0.05, timeout=0.3)
-            prog.detach()
-            assert peer.counters()["PASS"] - before >= 5
-        finally:
-            redirect.remove_peer_program(h2)
+        neigh(h1, h1.gw4, h1.gw_mac)
+        assert arrivals(prog, h1, h2.ipv4, h2, timeout=0.3)[0] >= 5
         processed = sum(prog["rx_cnt"][cpu].processed for cpu in range(ncpu))
         assert processed == prog.counters()["REDIRECT"] >= 6        # the run() above counts too
 
@@ -894,14 +870,6 @@ def test_selftest_redirect_multi_broadcasts_to_every_other_port(topo_factory):
         for i, h in enumerate((h1, h2, h3)):    # every port in map_all (the selftest keys them by
             devmap_set(prog["map_all"], i, h)    # ifindex: small in its netns, not in this root one)
         assert prog.run(Ether() / IP() / ICMP(), ifname=h1).action == "XDP_REDIRECT"
-        peers = [redirect.ensure_peer_program(h) for h in (h2, h3)]
-        try:
-            neigh(h1, h1.gw4, h1.gw_mac)
-            prog.attach(h1.outside)
-            before = [p.counters()["PASS"] for p in peers]
-            h1.ping(h1.gw4, count=5, interval=0.05, timeout=0.3)   # IPv4: broadcast, not to h1
-            prog.detach()
-            assert all(p.counters()["PASS"] - b >= 5 for p, b in zip(peers, before))
-        finally:
-            for h in (h2, h3):
-                redirect.remove_peer_program(h)
+        neigh(h1, h1.gw4, h1.gw_mac)
+        got = arrivals(prog, h1, h1.gw4, h2, h3, timeout=0.3)       # IPv4: broadcast, not to h1
+        assert min(got) >= 5, got
