@@ -142,10 +142,6 @@ FEATURES = {f.name: f for f in (
     Feature("libbpf_hooks", "hooks other than XDP for libbpf-style programs", "",
             "xdplab loads libbpf-style C and objects as XDP programs",
             advice="TC programs: BCC dialect (hook='tc')", kind="limit"),
-    Feature("libbpf_capture", "capture at entry/exit for libbpf-style programs", "",
-            "the capture wrapper is BCC-dialect C",
-            advice="use prog.run() on crafted packets, or xdplab.DropDetector, or load the program "
-                   "as BCC (dialect='bcc')", kind="limit"),
     Feature("printk_untagged", "printk streaming for a program without a printk tag", "",
             "a program's bpf_printk lines are told apart by a tag xdplab adds when it compiles printk",
             advice="load a source that calls bpf_printk (xdplab tags it)", kind="limit"),
