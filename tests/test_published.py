@@ -690,6 +690,14 @@ def test_selftest_test_xdp_ip_tunnel_with_a_struct_keyed_map():
 
 
 @published
+def test_selftest_shared_headers_are_found_without_the_makefiles_include_flag():
+    """progs/test_xdp.c includes "test_iptunnel_common.h" from the directory above, which
+    the selftests' Makefile passes as -I: a last-resort search one and two levels up."""
+    with load(f"{SELF}/progs/test_xdp.c") as prog:
+        assert prog.name == "_xdp_tx_iptunnel" and "vip2tnl" in prog.maps
+
+
+@published
 def test_selftest_update_frags_multibuffer():
     with selftest("test_xdp_update_frags.c") as prog:
         assert prog.frags and prog.section == "xdp.frags"

@@ -307,6 +307,10 @@ def compile_c(source: str, origin: str = "cell", first_line: int = 1, cflags=(),
         source, _ = translate_legacy_maps(source)
         src.write_text("\n" * (first_line - 1) + source)
         extra = include_fallbacks(tmp)
+        if origin_dir:       # last resort, after the system's: a project's shared headers one or
+            # two levels up (selftests' progs/x.c includes "test_iptunnel_common.h" from ../,
+            # which their Makefile passes as -I.)
+            extra += [f"-idirafter{p}" for p in list(Path(origin_dir).parents)[:2]]
         compat = kernel_tree_compat(source, [d for d in inc if d != str(INCLUDE_DIR)] +
                                     [f[2:] for f in cflags if f.startswith("-I")])
         if compat:
