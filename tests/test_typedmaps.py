@@ -636,3 +636,32 @@ def test_devmap_and_cpumap_entries_set_by_name_carry_real_packets(topo, src):
         finally:
             prog.detach()
             redirect.remove_peer_program(h2)
+
+
+ARRAY_KEY_LIBBPF = ('#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n'
+                    "struct vip { __u32 addr[4]; __u16 port; __u16 proto; };\n"
+                    "struct { __uint(type, BPF_MAP_TYPE_HASH); __type(key, struct vip); __type(value, __u64); "
+                    "__uint(max_entries, 8); } vips SEC(\".maps\");\n"
+                    'SEC("xdp")\nint pass(struct xdp_md *ctx)\n{\n    return XDP_PASS;\n}\n'
+                    'char _license[] SEC("license") = "GPL";\n')
+
+
+def test_keys_holding_arrays_make_a_dict():
+    """A struct key with an array field (selftests' vip2tnl: __u32 addr[4]) decodes to a key
+    that can be a dict key: to_dict() and items() work, and the key reads back by field."""
+    with xdplab.load(ARRAY_KEY_LIBBPF) as prog:
+        vips = prog["vips"]
+        vips[{"addr": [10, 0, 0, 1], "port": 80, "proto": 6}] = 7
+        (k, v), = vips.to_dict().items()
+        assert tuple(k.addr) == (10, 0, 0, 1) and (k.port, k.proto, v) == (80, 6, 7)
+        assert vips[{"addr": list(k.addr), "port": 80, "proto": 6}] == 7
+
+
+def test_redirect_helpers_take_typed_maps(topo):
+    """redirect.devmap_set() takes the typed map prog["tx_port"] (libbpf or BCC), not only
+    a BCC table or an fd."""
+    from xdplab.net import redirect
+    for src in (REDIRECT_BCC, REDIRECT_LIBBPF):
+        with xdplab.load(src) as prog:
+            got = redirect.devmap_set(prog["tx_port"], 1, topo["h2"], check=False)
+            assert got["ifindex"] == kernel.ifindex(topo["h2"].outside), got

@@ -101,11 +101,13 @@ _pin_ids = itertools.count()
 # --- maps ------------------------------------------------------------------------------
 
 def _map_fd(m) -> int:
-    """A map fd from an xdplab Map, a BCC table or an int."""
+    """A map fd from an xdplab Map, a typed map (libbpf or BCC), a BCC table or an int."""
     if isinstance(m, int):
         return m
     table = getattr(m, "table", m)
     fd = getattr(table, "map_fd", None)
+    if fd is None and isinstance(getattr(type(m), "fd", None), property):
+        fd = m.fd                            # typed maps: refuses after close
     if fd is None:
         raise XDPLabError(f"{m!r} is not a BPF map", hint='pass prog.maps["name"]')
     return fd

@@ -72,6 +72,16 @@ def register(*map_types: int):
     return deco
 
 
+
+def _frozen(key):
+    """A decoded key as a dict key: arrays inside it (``__u32 addr[4]``) become tuples."""
+    if isinstance(key, list):
+        return tuple(_frozen(k) for k in key)
+    if isinstance(key, tuple) and any(isinstance(k, (list, tuple)) for k in key):
+        items = [_frozen(k) for k in key]
+        return type(key)(*items) if hasattr(key, "_fields") else tuple(items)
+    return key
+
 class BCCInt(int):
     """An int a BCC-dialect program's map gave by key: ``.value`` too, as BCC's ctypes
     values had (``prog["m"][k].value``)."""
@@ -269,7 +279,7 @@ class TypedMap(Closable):
             raw = self._lookup(k)
             if raw is not None:
                 v = self._decode_value(raw)
-                out.append((self.key_codec.decode(k), self._summed(v) if sum_cpus and self.percpu else v))
+                out.append((_frozen(self.key_codec.decode(k)), self._summed(v) if sum_cpus and self.percpu else v))
         return out
 
     def values(self, sum_cpus: bool = False):
