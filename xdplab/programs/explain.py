@@ -578,6 +578,11 @@ OPEN_HINTS = failures.register(
             "samples and tutorials did), which libbpf 1.x (Debian's 1.1, what xdplab loads with) "
             "refuses: load its C source instead (xdplab rewrites such maps as BTF-defined maps), or "
             "declare them as struct { __uint(type, ...); ... } name SEC(\".maps\"); and rebuild"),
+    Row("extern-symbol", "a symbol defined in another BPF object", kind="libbpf-open",
+        log_pattern=r"failed to find BTF for extern",
+        fix="the object declares a symbol extern (named in the message): it is defined in another BPF "
+            "object that its build links in (samples/bpf: `bpftool gen object out.o prog.bpf.o "
+            "xdp_sample.bpf.o`); link them and load the linked .o"),
     Row("unknown-section", "a section libbpf does not know", kind="libbpf-open",
         log_pattern=r"missing BPF prog type|failed to guess program type",
         fix='use a section libbpf knows for XDP: SEC("xdp") or SEC("xdp.frags")'),

@@ -524,7 +524,7 @@ class Object(Closable):
             err = ctypes.get_errno()
         if not ptr:
             raise ObjectError(f"libbpf could not open {name}: {os.strerror(err) if err else 'invalid object'}"
-                              + _last(cap.text), log=cap.text, hint=_open_hint(cap.text))
+                              + _last(cap.text), log=cap.text, hint=explain.open_hint(cap.text))
         self._ptr = ptr
         self.open_log = cap.text
         self._btf = L.bpf_object__btf(ptr) or None
@@ -768,15 +768,6 @@ def _failed_prog(text: str) -> str | None:
 def _last(text: str) -> str:
     lines = [l.strip() for l in text.splitlines() if l.strip()]
     return f" ({lines[-1].removeprefix('libbpf: ')})" if lines else ""
-
-
-def _open_hint(text: str) -> str:
-    m = re.search(r"failed to find BTF for extern '(\w+)'", text)
-    if m:
-        return (f"{m.group(1)} is declared extern: it is defined in another BPF object, which its "
-                "build links in (samples/bpf: `bpftool gen object out.o prog.bpf.o xdp_sample.bpf.o`); "
-                "link them and load the linked .o")
-    return explain.open_hint(text)          # the 'libbpf-open' failure rows (programs/explain.py)
 
 
 # --- run-time statistics ---------------------------------------------------------------
