@@ -7,7 +7,10 @@
   4. the smoke suite passes inside the VM, native XDP on the virtio_net lab NIC (eth1);
   5. JupyterLab answers, with the token read in the VM, on the host's 127.0.0.1 only;
   6. ``vagrant destroy -f`` leaves no domain, volume, network or process behind.
-Its timings go to /var/cache/xdplab/box/e2e-last.json.
+Before it starts, it removes what a killed earlier run left (``xdplab-e2e<pid>-`` names of
+pids that are gone). It runs with XDPLAB_TEST_VM=1 only: under TCG it takes far longer than
+CI's budget (README "Using the VM" has the numbers). Its timings, the smoke table and the
+cleanup check go to /var/cache/xdplab/box/e2e-last.json (the log, without the token, beside it).
 """
 from __future__ import annotations
 
@@ -266,14 +269,11 @@ def test_vagrant_up_end_to_end(tmp_path):
             pytest.skip(f"{tool} is missing: ./lab test installs it through scripts/setup.sh")
     if os.geteuid() != 0:
         pytest.skip("needs root (libvirt qemu:///system, debootstrap)")
-    want = os.environ.get("XDPLAB_TEST_VM", "")
-    if want == "0":
-        pytest.skip("XDPLAB_TEST_VM=0")
-    if want != "1" and not _box_is_cached():
-        # building the box is ~35 min under TCG on 2 shared cores: CI runs with the box
-        # cached (/var/cache/xdplab/box), XDPLAB_TEST_VM=1 builds it first
-        pytest.skip("no up-to-date box in /var/cache/xdplab/box: `sudo ./lab box` builds it "
-                    "(~35 min under TCG), or XDPLAB_TEST_VM=1 builds it in the test")
+    if os.environ.get("XDPLAB_TEST_VM") != "1":
+        # measured here under TCG (2 shared cores): vagrant up of the cached box ~12-20 min, the
+        # smoke suite in the VM ~20 min (each BCC compile ~95 s): past CI's budget (README)
+        pytest.skip("the VM end-to-end test boots a VM under TCG (~35-45 min with the box cached, "
+                    "+17-35 min to build the box): XDPLAB_TEST_VM=1 ./lab test tests/test_vagrant.py")
     os.chmod(tmp_path, 0o700)
     log = tmp_path / "e2e.log"
     log.touch(mode=0o600)                     # vagrant up prints the JupyterLab URL with its token
