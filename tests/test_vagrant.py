@@ -332,7 +332,8 @@ def test_vagrant_up_end_to_end(tmp_path):
         assert re.search(r"<driver[^>]*queues='4'", xml), "the lab NIC is not multi-queue"
 
         # 4. the smoke suite inside, native XDP on the virtio_net lab NIC ------------------
-        r = vssh("uname -r; ethtool -i eth1 | head -1; ethtool -l eth1 | grep -i combined")
+        r = vssh("uname -r; echo driver: $(basename $(readlink /sys/class/net/eth1/device/driver)); "
+                 "ls /sys/class/net/eth1/queues")
         assert r.returncode == 0, r.stderr
         assert re.search(r"^6\.12\.", r.stdout, re.M) and "driver: virtio_net" in r.stdout, r.stdout
         stop = threading.Event()
