@@ -416,13 +416,16 @@ def prog_ns_stats(prog_or_fd, frame: bytes, repeat: int) -> tuple[float, bool]:
 
 
 def measure_programs(progs: dict, *, rounds: int = 7, repeat: int = 200_000, frame: bytes | None = None,
-                     progress: bool = True, inner: int = 30) -> dict:
+                     progress: bool = True, inner: int = 10) -> dict:
     """{name: summary of ns/packet} for loaded programs ``{name: prog}``: a warm-up run,
     then ``rounds`` rounds; a round's figure is the least of ``inner`` runs of ``repeat / inner``
     packets, the programs' runs interleaved one by one (interrupts and a busy host only ever
     add time; a busy spell hits all programs alike), taken from
     the runs with BPF run-time stats off when there are any (``stats_on`` says, per round).
-    The kernel's timer (bpf_test_timer) leaves out the time the task is scheduled away."""
+    The kernel's timer (bpf_test_timer) leaves out the time the task is scheduled away.
+    Each BPF_PROG_RUN of an XDP program also pays a fixed cost outside that timer (the XDP
+    dispatcher is updated around it: an RCU grace period, 5-30 ms here), so few long runs
+    take less wall time than many short ones."""
     frame = frame or test_frame()
     vals = {k: [] for k in progs}
     states = {k: [] for k in progs}
