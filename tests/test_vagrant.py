@@ -260,6 +260,50 @@ def _box_is_cached() -> bool:
                           timeout=60).returncode == 0
 
 
+def _dead_pid() -> int:
+    pid = 4_000_000
+    while Path(f"/proc/{pid}").exists():
+        pid += 1
+    return pid
+
+
+@pytest.mark.kernel
+def test_leftovers_of_a_killed_run_are_removed(tmp_path):
+    """What a killed e2e run left (its libvirt network with its dnsmasq, a volume) is removed by
+    the next run; a run whose pid is alive (this one) is left alone."""
+    for tool in ("virsh", "libvirtd", "qemu-img"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is missing")
+    if os.geteuid() != 0:
+        pytest.skip("needs root (libvirt qemu:///system)")
+    ensure_libvirt()
+    if "default" not in _virsh("pool-list", "--all", "--name").split():
+        pytest.skip("no libvirt pool 'default' yet (the first vagrant up makes it)")
+    dead, alive = f"{E2E_PREFIX}{_dead_pid()}-", f"{E2E_PREFIX}{os.getpid()}-"
+    x = min(set(range(250, 255)) - _used_192_168())     # outside the e2e run's 200..249
+    made = []
+    try:
+        for prefix, sub in ((dead, x), (alive, None)):
+            xml = tmp_path / f"{prefix}net.xml"
+            ip = f"<ip address='192.168.{sub}.1' netmask='255.255.255.0'/>" if sub else ""
+            xml.write_text(f"<network><name>{prefix}lab</name>{ip}</network>")
+            _virsh("net-define", str(xml))
+            made.append(f"{prefix}lab")
+            _virsh("net-start", f"{prefix}lab")
+            _virsh("vol-create-as", "default", f"{prefix}default.img", "1M", "--format", "qcow2")
+        before = _residue(dead)
+        assert before["networks"] == [f"{dead}lab"] and before["volumes"] == [f"default/{dead}default.img"]
+        found = clean_leftovers()
+        assert int(dead[len(E2E_PREFIX):-1]) in found
+        assert not any(_residue(dead).values())
+        mine = _residue(alive)
+        assert mine["networks"] == [f"{alive}lab"] and mine["volumes"] == [f"default/{alive}default.img"]
+    finally:
+        _remove(_residue(alive))
+        _remove(_residue(dead))
+    assert not any(_residue(alive).values())
+
+
 @pytest.mark.slow
 @pytest.mark.kernel
 @pytest.mark.timeout(5400)
