@@ -435,7 +435,8 @@ def test_vagrant_up_end_to_end(tmp_path):
         # (the token stays in this process: read over ssh, sent in a header, never in argv,
         # the environment or a file others can read)
         t = time.monotonic()
-        r = vssh("sudo journalctl -u xdplab-lab --no-pager | grep -o 'token=[0-9a-f]*' | tail -n1")
+        # (jupyter_server also logs its URL with the token elided: `token=...`)
+        r = vssh("sudo journalctl -u xdplab-lab --no-pager | grep -o 'token=[0-9a-f]\\{16,\\}' | tail -n1")
         m = re.search(r"token=([0-9a-f]{16,})", r.stdout)
         assert m, f"no token in the VM's journal: {TOKEN_RE.sub('token=<redacted>', r.stdout)} {r.stderr}"
         token = m[1]
