@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import re
 import statistics
 import struct
@@ -167,7 +168,6 @@ def quantile(values, q: float = LOW_Q) -> float:
 def bootstrap_se(values, q: float = LOW_Q, n: int = 300) -> float:
     """Standard error of ``quantile(values, q)``: the spread of that quantile over ``n``
     resamples (a fixed seed: the same numbers always give the same verdict)."""
-    import random
     rng = random.Random(15)
     v = list(values)
     qs = [quantile([rng.choice(v) for _ in v], q) for _ in range(n)]
