@@ -120,7 +120,7 @@ def test_map_keys_values_and_a_full_hash_get_typed_errors():
         for key in (-1, 4, 2**40):
             with pytest.raises(MapKeyError) as e:
                 arr[key]                            # was KeyError ''
-            assert f"key {key}" in short(e.value) and "0..3" in str(e.value)
+            assert (f"key {key}" in short(e.value) or f"index {key}" in short(e.value)) and "0..3" in str(e.value)
             assert isinstance(e.value, KeyError)
         with pytest.raises(MapKeyError, match="key 7 is not in map h"):
             h[7]                                    # was KeyError ''
@@ -136,7 +136,7 @@ def test_map_keys_values_and_a_full_hash_get_typed_errors():
             with pytest.raises(UsageError, match=accepted):
                 m[0] = v
         arr[0], sarr[1], pc[1] = 2**64 - 1, -5, 7      # the extremes and signed values fit
-        assert arr.to_dict()[0] == 2**64 - 1 and sarr.to_dict()[1] == -5 and pc.to_dict()[1] == [7] * len(pc.to_dict()[1])
+        assert arr.to_dict()[0] == 2**64 - 1 and sarr.to_dict()[1] == -5 and list(pc.to_dict()[1]) == [7] * len(pc.to_dict()[1])
         h[1], h[2] = 10, 20
         with pytest.raises(MapError) as e:
             h[3] = 30                               # was a raw BCC Exception

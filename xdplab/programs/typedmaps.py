@@ -56,7 +56,8 @@ def _entry_op(name: str):
 #: why the kernel refused a map update, by errno (failures, kind 'map-update')
 UPDATE_HINTS = failures.register(
     Row("map-full", "map full", kind="map-update", when={"errno": errno.E2BIG},
-        fix="{type} map {name} is full ({max_entries} entries) or the key is out of range"),
+        fix="delete entries (del m[key], m.clear()) or declare {name} with more than {max_entries} "
+            "entries (an LRU hash evicts the oldest instead)"),
     Row("map-bad-value", "value refused", kind="map-update", when={"errno": errno.EINVAL},
         fix="the kernel does not take this value for a {kind} map"),
 )
@@ -235,7 +236,9 @@ class TypedMap(Closable):
             row = failures.find("map-update", errno=e.errno)
             hint = row.advice(type=MAP_TYPES.get(self.map_type, self.map_type), name=self.name,
                               max_entries=self.max_entries, kind=self.kind) if row else ""
-            raise MapError(f"map {self.name}[{key!r}]: {e.strerror}", hint=hint) from None
+            msg = (f"map {self.name} is full ({self.max_entries} entries): key {key!r} was not added"
+                   if e.errno == errno.E2BIG else f"map {self.name}[{key!r}]: {e.strerror}")
+            raise MapError(msg, hint=hint) from None
 
     def __delitem__(self, key):
         self._check_open("delete from it")

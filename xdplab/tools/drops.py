@@ -424,8 +424,10 @@ class DropDetector(Closable):
                 break
             time.sleep(0.02)
         settle = time.monotonic() + 1.0      # the poll thread wakes at least every 100 ms
-        while self.received < self._submitted() and time.monotonic() < settle:
-            time.sleep(0.01)
+        if self.received < self._submitted():
+            while self.received < self._submitted() and time.monotonic() < settle:
+                time.sleep(0.01)
+            rows = self.losses()              # as of now: frames may have come in meanwhile
         return rows
 
     @needs_open
