@@ -105,9 +105,7 @@ def _map_fd(m) -> int:
     if isinstance(m, int):
         return m
     table = getattr(m, "table", m)
-    fd = getattr(table, "map_fd", None)
-    if fd is None and isinstance(getattr(type(m), "fd", None), property):
-        fd = m.fd                            # typed maps: refuses after close
+    fd = m.fd if isinstance(m, typedmaps.TypedMap) else getattr(table, "map_fd", None)
     if fd is None:
         raise XDPLabError(f"{m!r} is not a BPF map", hint='pass prog.maps["name"]')
     return fd
