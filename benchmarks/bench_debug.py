@@ -104,9 +104,9 @@ def main():
     ap.add_argument("--capture-only", action="store_true", help="skip the drop detector's live part")
     a = ap.parse_args()
     print(f"bench_debug: {a.rounds} rounds, medians; kernel {os.uname().release}, {os.cpu_count()} CPUs\n")
-    # loading a libbpf program switches BPF_ENABLE_STATS on for the process (two clock
+    # a loaded libbpf program holds BPF_ENABLE_STATS on while it lives (two clock
     # reads per run): on from the start, so that both dialects run under the same cost
-    kernel.enable_stats()
+    kernel.acquire_stats()
     for dialect, src in (("BCC: compiled-in wrapper", DROP), ("libbpf: spliced wrapper", DROP_LIBBPF)):
         c = bench_capture(a.rounds, src)
         print(f"capture (BPF_PROG_RUN, XDP_DROP, 64 B frames), {dialect}")

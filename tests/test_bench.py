@@ -218,9 +218,28 @@ def test_bpf_stats_switched_on_are_seen_per_run():
     kernel keeps stats on for as long as the enabling process lives.)"""
     code = ("import xdplab\nfrom xdplab import kernel\nfrom xdplab.tools import bench\n"
             "p = xdplab.load(bench.HOOK_C, count=False)\nf = bench.test_frame()\n"
-            "kernel.enable_stats()\n"
+            "kernel.acquire_stats()\n"
             "ns, on = bench.prog_ns_stats(p, f, 1000)\n"
             "m = bench.measure_programs({'hook': p}, rounds=3, repeat=3000, progress=False)\n"
             "print('RESULT', on, m['hook']['stats_on'])\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert "RESULT True [True, True, True]" in r.stdout, r.stdout + r.stderr[-2000:]
+
+
+def test_bpf_stats_are_held_only_while_a_program_that_reports_them_lives():
+    """xdplab switches BPF run-time stats on for a libbpf program (its statistics) and for a
+    BCC program's .stats(), and off again when the last such program is closed: while on,
+    every BPF program run on the machine pays two clock reads. (In a child: stats held by
+    this test process would not be seen as ours.)"""
+    code = ("import xdplab\nfrom xdplab import kernel\nfrom xdplab.tools import bench\n"
+            "h = xdplab.load(bench.HOOK_C, count=False)\nf = bench.test_frame()\n"
+            "on = lambda: bench.prog_ns_stats(h, f, 100)[1]\n"
+            "seen = [on()]\n"
+            "p = xdplab.Program.from_file('solutions/13-performance/port_filter.bpf.c').load()\n"
+            "seen.append(on())\n"
+            "b = xdplab.load(bench.HOOK_C, count=False)\nb.stats()\np.close()\nseen.append(on())\n"
+            "b.close()\nseen.append(on())\n"
+            "kernel.features.have('enable_stats')\nseen.append(on())\n"
+            "print('RESULT', seen, kernel.stats_held())\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert "RESULT [False, True, True, False, False] False" in r.stdout, r.stdout + r.stderr[-2000:]

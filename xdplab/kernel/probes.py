@@ -50,7 +50,8 @@ register_probe("page_pool_stats")(lambda: _refused(lambda: bpf.page_pool_dump(st
 @register_probe("enable_stats")
 def _probe_enable_stats() -> str | None:
     try:
-        bpf.enable_stats()
+        bpf.acquire_stats()
+        bpf.release_stats()
         return None
     except NotSupported as e:
         return str(e)

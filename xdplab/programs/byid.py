@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from .. import kernel
 from ..errors import Closable, CountersUnavailable, MapKeyError, UsageError, XDPLabError, needs_open
 from . import typedmaps
-from .libbpf import enable_stats
+from .libbpf import acquire_stats, release_stats
 from .prog_run import run
 from .libbpf import Stats, prog_stats
 from html import escape
@@ -113,8 +113,10 @@ class AttachedProgram(Closable):
         except BaseException:
             os.close(self._fd)
             raise
+        self._stats_held = False
         try:
-            enable_stats()
+            acquire_stats()
+            self._stats_held = True
         except XDPLabError:
             pass
         self.links: list = []                      # no xdplab link: another loader attached it
@@ -177,6 +179,9 @@ class AttachedProgram(Closable):
         self._closed = True
         self.maps.close()
         os.close(self._fd)
+        if self._stats_held:
+            self._stats_held = False
+            release_stats()
 
     def __repr__(self) -> str:
         if self._closed:

@@ -352,6 +352,9 @@ class LoadedProgram(Closable):
             reader.stop()             # capture threads polling this program's perf buffer
         self.maps.close(f"its program {self.name} was closed")
         self.bpf.cleanup()
+        if getattr(self, "_stats_held", False):
+            self._stats_held = False
+            kernel.release_stats()
 
     def __del__(self):
         try:
@@ -371,8 +374,12 @@ class LoadedProgram(Closable):
     def stats(self):
         """Runs and run time (ns), from the kernel: ``Stats(runs, ns, ns_per_run)``. The
         kernel counts while BPF_ENABLE_STATS is on, which this switches on for the process
-        (libbpf-loaded programs: at load), so a BCC program counts from the first call."""
-        kernel.enable_stats()
+        (libbpf-loaded programs: at load), so a BCC program counts from the first call.
+        Held until the program is closed (while held, every BPF program run on the machine
+        pays two clock reads)."""
+        if not getattr(self, "_stats_held", False):
+            kernel.acquire_stats()
+            self._stats_held = True
         s = kernel.prog_stats(self.fd)
         return Stats(s["run_cnt"], s["run_time_ns"])
 
