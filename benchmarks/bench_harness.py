@@ -1,75 +1,81 @@
-"""The regression harness on real runs: a ~100 ns program vs itself (20 reruns) and vs a
-copy slowed by a calibrated loop (+10 % of its own cost per packet, measured). Prints how
-many reruns were flagged (at most 1 of 20 allowed) and how often the slowed one was.
+"""The regression harness on real runs: a ~100 ns program against its stored baseline 20
+times unchanged and 20 times as a build 10 % slower (extra straight-line work, calibrated
+here). Each comparison is what ``xdplab bench --compare`` does for a program: the baseline's
+build (its source is in the baseline) and the current build loaded several times each and
+measured side by side, judged by ``bench.compare``. Prints how many unchanged reruns were
+flagged (at most 1 of 20 allowed) and how many slowed ones.
 
-    python benchmarks/bench_harness.py [--reruns 20] [--rounds 15] [--repeat 60000] [--record FILE]
+    python benchmarks/bench_harness.py [--reruns 20] [--slowdown 0.10] [--copies 6] [--rounds 20] [--record FILE]
 
-``--record`` writes the measured numbers (tests/data/bench_recorded.json is one such
-recording; tests/test_bench.py replays the harness's decisions on it).
+``--record`` writes every measured record (tests/data/bench_ab_recorded.json is one;
+tests/test_bench.py replays the harness's decisions on it).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import xdplab  # noqa: E402
-from xdplab.tools import bench  # noqa: E402
+from xdplab.tools import bench, progcost  # noqa: E402
+
+NAME = "work [xdp]"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reruns", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--repeat", type=int, default=60_000)
     ap.add_argument("--slowdown", type=float, default=0.10)
+    ap.add_argument("--target-ns", type=float, default=100.0)
+    ap.add_argument("--copies", type=int, default=progcost.AB_COPIES, help="loads of each build")
+    ap.add_argument("--rounds", type=int, default=20, help="interleaved rounds per comparison")
     ap.add_argument("--record")
     a = ap.parse_args()
-    import time
     t0 = time.monotonic()
-    base, slow, info = bench.slowed_pair(a.slowdown, rounds=max(a.rounds, 9), repeat=max(a.repeat, 60_000))
-    print(f"calibrated in {time.monotonic() - t0:.0f} s", flush=True)
-    t0 = time.monotonic()
-    hook = xdplab.load(bench.HOOK_C, count=False)
+    base_src, slow_src, info = bench.slowed_pair(a.slowdown, target_ns=a.target_ns)
+    print(f"calibrated in {time.monotonic() - t0:.0f} s: {info['base_steps']} steps for the base, "
+          f"{info['extra_steps']} more for the slowed build ({info['ns_per_step']:.2f} ns each); "
+          f"side by side once: {info['measured_change']:+.1%}", flush=True)
+    # the stored baseline: what `xdplab bench --json` keeps for a program (numbers + source)
+    p, hook = xdplab.load(base_src, count=False), xdplab.load(bench.HOOK_C, count=False)
     try:
-        def one(prog):       # the program and the hook's own cost, interleaved
-            m = bench.measure_programs({"hook": hook, "work": prog}, rounds=a.rounds, repeat=a.repeat,
-                                       progress=False)
-            return {**m["work"], "ref": m["hook"]}
-        baseline = one(base)
-        reruns, slowed = [], []
-        for _ in range(a.reruns):              # interleaved: a rerun of the same program, then the slow one
-            reruns.append(one(base))
-            slowed.append(one(slow))
+        m = bench.measure_programs({"work": p, "hook": hook}, rounds=9, repeat=100_000, progress=False)
     finally:
-        base.close()
-        slow.close()
+        p.close()
         hook.close()
-    print(f"measured in {time.monotonic() - t0:.0f} s", flush=True)
-    judged = [bench.judge(baseline, r, base_ref=baseline["ref"], cur_ref=r["ref"]) for r in reruns]
-    judged_slow = [bench.judge(baseline, s, base_ref=baseline["ref"], cur_ref=s["ref"]) for s in slowed]
-    false_alarms = sum(j["verdict"] == "SLOWER" for j in judged)
-    caught = sum(j["verdict"] == "SLOWER" for j in judged_slow)
-    print(f"base program {info['base_ns']:.1f} ns/packet of its own (net of the hook); slowed by {info['loops']} "
-          f"loop iterations ({info['ns_per_iteration']:.2f} ns each) for +{a.slowdown:.0%}: calibration measured "
-          f"{info['measured_change']:+.1%}; load average {os.getloadavg()[0]:.2f}")
-    print(f"measured slowdown (median of {a.reruns}): "
-          f"{sorted(j['change'] for j in judged_slow)[a.reruns // 2]:+.1%}; thresholds "
-          f"{min(j['threshold'] for j in judged):.1%}..{max(j['threshold'] for j in judged):.1%}")
+    baseline = {"programs": {NAME: {**m["work"], "source": base_src, "hook": "xdp"}}}
+    t0 = time.monotonic()
+    reruns, slowed = [], []
+    for i in range(a.reruns):                  # interleaved: an unchanged rerun, then the slowed build
+        for src, out in ((base_src, reruns), (slow_src, slowed)):
+            rec = progcost.measure_ab(base_src, src, copies_each=a.copies, rounds=a.rounds)
+            out.append(rec)
+        print(f"  {i + 1}/{a.reruns}", end="\r", flush=True)
+    print(f"measured in {time.monotonic() - t0:.0f} s ({(time.monotonic() - t0) / 2 / a.reruns:.1f} s per comparison)")
+
+    def verdicts(recs):
+        return [bench.compare(baseline, {"programs": {NAME: {**m["work"], "ab": r}}}).rows[0] for r in recs]
+    same, slow = verdicts(reruns), verdicts(slowed)
+    false_alarms = sum(r["verdict"] == "SLOWER" for r in same)
+    caught = sum(r["verdict"] == "SLOWER" for r in slow)
+    print(f"base program {statistics.median(r['base'] for r in same):.1f} ns/packet (BPF_PROG_RUN, hook included); "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"unchanged reruns: changes {min(r['change'] for r in same):+.1%}..{max(r['change'] for r in same):+.1%}, "
+          f"thresholds {min(r['threshold'] for r in same):.1%}..{max(r['threshold'] for r in same):.1%}")
+    print(f"slowed build:     changes {min(r['change'] for r in slow):+.1%}..{max(r['change'] for r in slow):+.1%} "
+          f"(median {statistics.median(r['change'] for r in slow):+.1%})")
     print(f"reruns of the same program flagged: {false_alarms} of {a.reruns}")
     print(f"slowed program flagged: {caught} of {a.reruns}")
     if a.record:
         Path(a.record).write_text(json.dumps({
-            "info": info, "rounds": a.rounds, "repeat": a.repeat, "loadavg": os.getloadavg(),
-            # per run: [program ns per round, hook ns per round, BPF stats on per round (both)]
-            "baseline": [baseline["values"], baseline["ref"]["values"], baseline["stats_on"], baseline["ref"]["stats_on"]],
-            "reruns": [[r["values"], r["ref"]["values"], r["stats_on"], r["ref"]["stats_on"]] for r in reruns],
-            "slowed": [[s["values"], s["ref"]["values"], s["stats_on"], s["ref"]["stats_on"]] for s in slowed]},
-            indent=1))
+            "info": info, "loadavg": os.getloadavg(), "baseline": baseline, "reruns": reruns, "slowed": slowed}))
+        print(f"recorded: {a.record}")
 
 
 if __name__ == "__main__":

@@ -3,13 +3,15 @@ command's refusals. The real runs are in tests/test_benchmarks.py (report-only).
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from xdplab.tools import bench
+from xdplab.tools import bench, progcost
 from xdplab.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,11 +193,11 @@ def test_not_json_baseline_is_a_usage_error(tmp_path):
 
 
 def test_ci_short_bench_report_only(tmp_path):
-    """CI's short run: every path and program measured against the stored baseline
-    (benchmarks/baseline-ci.json, recorded on the 2-CPU CI VM), report-only; prints the
-    table. Asserts that it ran and cleaned up, never a speed."""
+    """CI's short run: every path against the stored baseline (benchmarks/baseline-ci.json,
+    recorded on the 2-CPU CI VM), every program side by side with the baseline's build of
+    it, report-only; prints the table. Asserts that it ran and cleaned up, never a speed."""
     from xdplab.net import topology
-    before = set(topology.leftovers("xb")["netns"])
+    before = set(topology.leftovers(topology.DEFAULT_PREFIX)["netns"])
     out = tmp_path / "now.json"
     r = subprocess.run([sys.executable, "-m", "xdplab", "bench", "--short", "--quiet", "--json", str(out),
                         "--compare", str(ROOT / "benchmarks/baseline-ci.json"), "--report-only"],
@@ -209,7 +211,9 @@ def test_ci_short_bench_report_only(tmp_path):
         p = data["paths"][k]
         assert p["n"] == 3 and len(p["stats_on"]) == 3 and p["counted_of_sent"] > 0, (k, p)
     assert data["paths"]["xdp_drop@rx"]["busy"] > 0, "the receive thread's CPU time was measured"
-    assert set(topology.leftovers("xb")["netns"]) <= before
+    assert set(topology.leftovers(topology.DEFAULT_PREFIX)["netns"]) <= before
+    assert "side by side" in r.stdout, "the programs were measured beside the baseline's builds"
+    assert all("ab" in data["programs"][k] for k in data["programs"] if k != bench.REF)
 
 
 def test_bpf_stats_switched_on_are_seen_per_run():
@@ -243,3 +247,115 @@ def test_bpf_stats_are_held_only_while_a_program_that_reports_them_lives():
             "print('RESULT', seen, kernel.stats_held())\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert "RESULT [False, True, True, False, False] False" in r.stdout, r.stdout + r.stderr[-2000:]
+
+
+# --- side by side: two builds of a program measured in the same run (progcost) -------------
+
+AB = json.loads((ROOT / "tests/data/bench_ab_recorded.json").read_text())
+
+
+def ab_verdicts(kind: str, scale: float = 1.0) -> list[dict]:
+    """``bench.compare`` of each recorded run of ``kind`` against the recorded baseline, the
+    current build's costs multiplied by ``scale`` (a build that much dearer, on the recorded
+    noise)."""
+    name, = AB["baseline"]["programs"]
+    out = []
+    for rec in AB[kind]:
+        rec = {**rec, "current": [[x * scale for x in copy] for copy in rec["current"]]}
+        cur = {"programs": {name: {**AB["baseline"]["programs"][name], "ab": rec}}}
+        out.append(bench.compare(AB["baseline"], cur).rows[0])
+    return out
+
+
+def test_ab_recording_is_what_the_tests_claim():
+    """tests/data/bench_ab_recorded.json: `benchmarks/bench_harness.py --record` on the shared
+    2-CPU VM: a ~100 ns program (its source stored as the baseline) measured side by side with
+    a fresh build of the same source 20 times, and with a build calibrated to cost ~10 % more
+    20 times; 6 loads of each build, 20 rounds."""
+    assert len(AB["reruns"]) == 20 and len(AB["slowed"]) == 20
+    rows = ab_verdicts("reruns")
+    assert all(r["how"] == "side by side" for r in rows)
+    assert 70 < statistics.median(r["base"] for r in rows) < 140
+    assert 0.07 < statistics.median(r["change"] for r in ab_verdicts("slowed")) < 0.14
+    rec = AB["reruns"][0]
+    assert len(rec["base"]) == len(rec["current"]) == 6 and len(rec["hook"]) == 20
+
+
+def test_ab_reruns_of_the_same_program_are_not_flagged():
+    v = [r["verdict"] for r in ab_verdicts("reruns")]
+    assert v.count("SLOWER") <= 1, v            # recorded: 0 of 20
+    assert v.count("faster") <= 1, v
+
+
+def test_ab_the_10_percent_slower_build_is_flagged():
+    v = [r["verdict"] for r in ab_verdicts("slowed")]
+    assert v.count("SLOWER") >= 19, v           # recorded: 20 of 20
+    assert "faster" not in v
+
+
+def test_ab_a_slowdown_added_to_the_recorded_reruns_is_flagged():
+    """+10 % on the unchanged reruns' current build, on their recorded noise: flagged every
+    time; +1 % (below the 3 % floor) never."""
+    assert all(r["verdict"] == "SLOWER" for r in ab_verdicts("reruns", 1.10))
+    assert not any(r["verdict"] == "SLOWER" for r in ab_verdicts("reruns", 1.01))
+
+
+def ab_rec(base, cur, hook=None, stats=None):
+    n = len(base[0])
+    return {"base": base, "current": cur, "hook": hook or [30.0] * n, "stats_on": stats or [False] * n}
+
+
+def test_ab_threshold_follows_the_spread_between_loads():
+    """Loads of one build that differ (JIT placement) widen the threshold: +6 % is beyond
+    the noise of loads that agree, not of loads that differ by 10 %."""
+    rounds = [1.0, 1.01, 0.99, 1.0, 1.02]
+    agree = [[100 * r for r in rounds] for _ in range(4)]
+    differ = [[100 * f * r for r in rounds] for f in (0.9, 1.0, 1.1, 1.0)]
+    up = [[106 * r for r in rounds] for _ in range(4)]
+    a, d = progcost.judge_ab(ab_rec(agree, up)), progcost.judge_ab(ab_rec(differ, up))
+    assert a["verdict"] == "SLOWER" and d["verdict"] == "same", (a, d)
+    assert d["threshold"] > a["threshold"] >= progcost.AB_FLOOR
+
+
+def test_ab_the_machine_s_mood_cancels():
+    """A busy spell that makes every program 40 % dearer in some rounds hits both builds in
+    those rounds: no change."""
+    mood = [1.0, 1.4, 1.4, 1.0, 1.0, 1.4, 1.0]
+    b = [[100 * m for m in mood] for _ in range(3)]
+    c = [[100.5 * m for m in mood] for _ in range(3)]
+    j = progcost.judge_ab(ab_rec(b, c))
+    assert j["verdict"] == "same" and abs(j["change"]) < 0.01
+
+
+def test_ab_stats_on_throughout_is_judged_net_of_the_hook():
+    """BPF run-time stats on in every round add ~100 ns to each run: judged on the cost net
+    of the hook (measured in the same rounds), so a 10 ns slowdown of a 70 ns program is
+    still seen; rounds with stats on are left out when enough are off."""
+    hook = [130.0] * 5
+    b = [[200.0] * 5 for _ in range(3)]
+    c = [[210.0] * 5 for _ in range(3)]
+    j = progcost.judge_ab(ab_rec(b, c, hook, [True] * 5))
+    assert j["net_of_hook"] and j["change"] == pytest.approx(10 / 70) and j["verdict"] == "SLOWER"
+    mixed = [True, False, False, False, True]
+    b2 = [[200.0, 100, 100, 100, 200] for _ in range(3)]
+    c2 = [[200.0, 100, 100, 100, 200] for _ in range(3)]
+    j2 = progcost.judge_ab(ab_rec(b2, c2, hook, mixed))
+    assert not j2["net_of_hook"] and j2["rounds"] == 3 and j2["verdict"] == "same"
+
+
+def test_ab_too_few_loads_or_rounds_are_reported_never_flagged():
+    assert progcost.judge_ab(ab_rec([[100.0] * 5], [[300.0] * 5]))["verdict"] == "too few runs"
+    assert progcost.judge_ab(ab_rec([[100.0] * 2] * 3, [[300.0] * 2] * 3))["verdict"] == "too few runs"
+
+
+def test_ab_real_run_of_two_builds():
+    """On the real kernel: the same source twice and a build 3x as dear (huge margins: this
+    checks the plumbing, never a speed); the dispatcher holder's namespace is gone after."""
+    from xdplab.net import topology
+    base = bench.work_source(40)
+    same = progcost.judge_ab(progcost.measure_ab(base, base, copies_each=3, rounds=6))
+    dear = progcost.judge_ab(progcost.measure_ab(base, bench.work_source(400), copies_each=3, rounds=6))
+    assert same["verdict"] != "SLOWER" and abs(same["change"]) < 0.10, same
+    assert dear["verdict"] == "SLOWER" and dear["change"] > 1.0, dear
+    assert not [n for n in topology.leftovers(topology.DEFAULT_PREFIX)["netns"] if n.startswith(
+        f"{topology.DEFAULT_PREFIX}h{os.getpid() % 100000}")]

@@ -25,7 +25,7 @@ SMALLEST = [  # (script and arguments, a line the result must contain)
     (["bench_afxdp.py", "--seconds", "0.2", "--trials", "1"], "ratio af_xdp batch "),
     (["bench_prelude.py", "--runs", "1"], "lab program, prelude without the socket guard"),
     (["bench_libbpf.py", "1"], "ratio libbpf / bcc"),
-    (["bench_harness.py", "--reruns", "2", "--rounds", "3", "--repeat", "20000"],
+    (["bench_harness.py", "--reruns", "2", "--rounds", "4", "--copies", "3"],
      "reruns of the same program flagged"),
 ]
 

@@ -549,19 +549,28 @@ def count_frame_insns(map_fd: int) -> list[bytes]:
 
 
 def prog_load_xdp(insns: bytes, name: str = "", expected_attach_type: int = 0) -> int:
-    """BPF_PROG_LOAD of raw XDP instructions (no compiler: for tiny fixed programs).
-    Returns the prog fd; the verifier log is in the error on failure."""
+    """BPF_PROG_LOAD of raw XDP instructions (tiny fixed programs, or another copy of a
+    compiled one). Returns the prog fd. Loaded without a verifier log first (a big program's
+    log overflows any buffer: ENOSPC); on failure loaded again with one, which is then in
+    the error (``e.log``)."""
     lic = ctypes.create_string_buffer(b"GPL")
     code = ctypes.create_string_buffer(insns, len(insns))
-    log = ctypes.create_string_buffer(1 << 16)
-    attr = _attr("=IIQQIIQII16sII", BPF_PROG_TYPE_XDP, len(insns) // 8, ctypes.addressof(code),
-                 ctypes.addressof(lic), 1, len(log), ctypes.addressof(log), 0, 0,
-                 name.encode()[:15], 0, expected_attach_type)
-    try:
+
+    def load(level: int, log):
+        attr = _attr("=IIQQIIQII16sII", BPF_PROG_TYPE_XDP, len(insns) // 8, ctypes.addressof(code),
+                     ctypes.addressof(lic), level, len(log) if log is not None else 0,
+                     ctypes.addressof(log) if log is not None else 0, 0, 0,
+                     name.encode()[:15], 0, expected_attach_type)
         return bpf(BPF_PROG_LOAD, attr, "PROG_LOAD")
-    except BPFError as e:
-        e.log = log.value.decode(errors="replace")
-        raise
+    try:
+        return load(0, None)
+    except BPFError:
+        log = ctypes.create_string_buffer(1 << 16)      # since 6.4 the log rotates: this keeps its tail
+        try:
+            return load(1, log)
+        except BPFError as e:
+            e.log = log.value.decode(errors="replace")
+            raise
 
 
 def possible_cpus() -> int:

@@ -371,6 +371,12 @@ class LoadedProgram(Closable):
         """Which dialect the source is and why (``xdplab.dialects.Detected``): "bcc" here."""
         return self.spec.detected()
 
+    @needs_open
+    def instructions(self) -> bytes:
+        """The program's BPF instructions as BCC handed them to the kernel (map fds in
+        place): ``kernel.prog_load_xdp`` loads them again as another copy sharing the maps."""
+        return self.bpf.dump_func(self._fn.name)
+
     def stats(self):
         """Runs and run time (ns), from the kernel: ``Stats(runs, ns, ns_per_run)``. The
         kernel counts while BPF_ENABLE_STATS is on, which this switches on for the process

@@ -4,12 +4,14 @@
     res = bench.run(short=True)          # paths (live frames), per-program cost, CPU cost
     res.table()                          # medians with min-max, per path
     res.chart()                          # bokeh: ours beside the paper's (another machine, another NIC)
-    res.save("baseline.json")
-    bench.compare(bench.load("baseline.json"), res)     # flags what slowed beyond the noise
+    res.save("baseline.json")            # numbers, and each program's source
+    base = bench.load("baseline.json")
+    now = bench.run(short=True, baseline=base)          # programs also measured beside the baseline's builds
+    bench.compare(base, now)             # flags what slowed beyond the noise
 
 From the shell: ``xdplab bench [--short] [--json OUT] [--html OUT] [--compare BASELINE]``.
 
-**The link.** Two network namespaces of our own (``xb<pid>-g``, ``xb<pid>-r``) joined by
+**The link.** Two network namespaces of our own (``<prefix>b<pid>-g``, ``-r``; prefix ``xl-``) joined by
 a veth pair ``g0``-``r0`` with one queue per CPU, plus ``r1``-``s1`` for redirects; all
 of it removed at the end. Frames (64 B on the wire: 60 B + FCS, UDP to port 9, source
 port varied so every frame is its own flow) come from xdplab's live-frames generator
@@ -24,10 +26,15 @@ that drops at once is the cheapest receiver; see ``paths``).
 (interleaved: drift hits all cases alike); each case reports its median with min-max and
 the MAD. The load average is recorded before and after; the CPUs used are stated.
 
-**Regression.** ``compare`` turns each figure into a cost (ns/packet: ``1e9/pps`` for
-rates) and flags a case whose median cost rose by more than ``max(floor, z * SE)``, where
-SE combines both runs' standard errors of the median (1.2533 * 1.4826 * MAD / median /
-sqrt(n)). Fewer than 3 repetitions on either side: reported, never flagged.
+**Regression.** ``compare(baseline, current)`` judges two kinds of figure differently.
+A program whose source the baseline stored is measured side by side with that build in the
+current run (``run(baseline=...)``: several loads of each, run by run interleaved; see
+``progcost``) and flagged when the current build costs more than ``max(3 %, 3 SE)`` beyond
+it, SE from the spread between loads: the machine's mood cancels, since both builds live
+through it together. A path (live traffic), or a program without a stored source, is judged
+against the stored numbers (``judge``): lower quartile of the repetitions' cost,
+``max(floor, z * SE)`` with a bootstrap SE; those thresholds are wide on a shared machine.
+Fewer than 3 repetitions on either side: reported, never flagged.
 """
 from __future__ import annotations
 
@@ -51,6 +58,9 @@ from .. import kernel
 from ..errors import AttachError
 from ..net.traffic import Generator
 from .drops import DropDetector
+from . import progcost
+from .progcost import (HOOK_C, MIN_N, _bar, judge_ab, measure_ab, measure_programs, prog_ns,  # noqa: F401
+                       prog_ns_stats, summary, test_frame)
 from ..net import redirect
 from ..programs.live import LivePlot
 
@@ -84,16 +94,6 @@ FRAME_LEN = 60                  # + 4 B FCS = 64 B on the wire
 
 Z = 3.0                         # SEs a slowdown must exceed
 FLOOR = 0.03                    # ... and never less than 3 %: run-to-run drift (frequency, caches)
-MIN_N = 3
-
-
-def summary(values) -> dict:
-    v = [float(x) for x in values]
-    if not v:
-        return {"n": 0}
-    med = statistics.median(v)
-    mad = statistics.median(abs(x - med) for x in v)
-    return {"n": len(v), "median": med, "min": min(v), "max": max(v), "mad": mad, "values": v}
 
 
 def se_median(values) -> float:
@@ -197,7 +197,11 @@ def judge(base: dict, cur: dict, *, z: float = Z, floor: float = FLOOR, base_ref
 
 
 def compare(baseline, current, *, z: float = Z, floor: float = FLOOR) -> "Comparison":
-    """Judge every case present in both (``Results`` or their dicts)."""
+    """Judge every case present in both (``Results`` or their dicts). A program measured side
+    by side with the baseline's build in the current run (``run(baseline=...)``: entry
+    ``"ab"``) is judged on that (``progcost.judge_ab``); paths, and programs of baselines
+    without sources, against the stored numbers (``judge``: on this shared machine their
+    thresholds are wide, because what the neighbours do moves them by tens of %)."""
     b = baseline.data if isinstance(baseline, Results) else baseline
     c = current.data if isinstance(current, Results) else current
     rows = []
@@ -207,8 +211,16 @@ def compare(baseline, current, *, z: float = Z, floor: float = FLOOR) -> "Compar
             base = b.get(section, {}).get(key)
             if not base or "values" not in base or "values" not in cur:
                 continue
+            if cur.get("ab"):               # both builds measured side by side in this run
+                j = judge_ab(cur["ab"])
+                rows.append({"section": section, "case": key, "unit": "ns", "how": "side by side",
+                             "base": j.get("base_ns", statistics.median(base["values"])),
+                             "current": j.get("current_ns", statistics.median(cur["values"])),
+                             "stored": statistics.median(base["values"]),
+                             **{k: j[k] for k in ("change", "threshold", "verdict")}})
+                continue
             refs = {} if key == REF else {"base_ref": bref, "cur_ref": cref}
-            rows.append({"section": section, "case": key, "unit": cur.get("unit"),
+            rows.append({"section": section, "case": key, "unit": cur.get("unit"), "how": "stored numbers",
                          "base": statistics.median(base["values"]),
                          "current": statistics.median(cur["values"]), **judge(base, cur, z=z, floor=floor, **refs)})
     return Comparison(rows)
@@ -223,14 +235,19 @@ class Comparison:
         return [f"{r['section']}/{r['case']}" for r in self.rows if r["verdict"] == "SLOWER"]
 
     def table(self) -> str:
-        out = [f"{'case':34} {'base':>10} {'now':>10} {'change':>8} {'threshold':>9}  verdict"]
+        w = max([34] + [len(r["section"][:4] + "/" + r["case"]) for r in self.rows])
+        out = [f"{'case':{w}} {'base':>10} {'now':>10} {'change':>8} {'threshold':>9}  {'verdict':12} judged on"]
         for r in self.rows:
             u = "Mpps" if r["unit"] == "pps" else "ns"
             f = (lambda x: f"{x / 1e6:7.2f}{u}") if u == "Mpps" else (lambda x: f"{x:8.1f}{u}")
             thr = f"{r['threshold']:8.1%}" if r["threshold"] is not None else "       -"
-            out.append(f"{r['section'][:4] + '/' + r['case']:34} {f(r['base']):>10} {f(r['current']):>10} "
-                       f"{r['change']:+7.1%} {thr:>9}  {r['verdict']}")
+            out.append(f"{r['section'][:4] + '/' + r['case']:{w}} {f(r['base']):>10} {f(r['current']):>10} "
+                       f"{r['change']:+7.1%} {thr:>9}  {r['verdict']:12} {r.get('how', 'stored numbers')}")
         out.append(f"flagged: {', '.join(self.flagged) or 'nothing'}")
+        if any(r.get("how") == "side by side" for r in self.rows):
+            out.append("side by side: the baseline's build of the program (its source is in the baseline) "
+                       "measured beside the current one in this run, several loads of each; 'base' is that "
+                       "build's cost now (the stored figure may differ by what the machine is doing)")
         return "\n".join(out)
 
     __str__ = table
@@ -375,102 +392,48 @@ def load(path) -> Results:
 
 # --- per-program cost (BPF_PROG_RUN repeat) ------------------------------------------------
 
-HOOK_C = "int xdp_empty(struct xdp_md *ctx) { return XDP_PASS; }"
 REF = "hook: empty XDP_PASS"            # every program's cost is judged relative to it
 
 
-def test_frame() -> bytes:
-    from scapy.all import IP, UDP, Ether
-    return bytes(Ether(src="02:58:4c:00:00:01", dst="02:58:4c:00:00:02") / IP(src="10.0.0.2", dst="10.0.0.1")
-                 / UDP(sport=4242, dport=9) / (b"x" * 18))
-
-
 def shipped_programs() -> dict:
-    """name -> (kind, loader) for every program the labs and the library ship."""
+    """name -> {"hook", "source", "load": source -> loaded program} for every program the
+    labs and the library ship (the source is what a baseline stores, to be built again
+    beside the current one by ``compare``)."""
     out = {}
     for path in sorted((BPF / "solutions").rglob("*.c")) + sorted((BPF / "metadata").glob("*.c")):
         rel = str(path.relative_to(BPF))
         text = path.read_text()
         hook = "tc" if "__sk_buff" in text else "xdp"
-        out[rel] = (hook, lambda p=path, h=hook: program.Program.from_file(p, hook=h).load())
-    out["library: traffic generator"] = ("xdp", lambda: traffic._program(traffic.generator_source(
-        test_frame(), {"sport": range(1024, 65536)})))
-    out["library: generator receiver (XDP_PASS)"] = ("xdp", lambda: program.load(
-        "int xdplab_rx_pass(struct xdp_md *ctx) { return XDP_PASS; }"))
+        out[rel] = {"hook": hook, "source": text,
+                    "load": lambda src, p=path, h=hook: program.Program(src, hook=h, origin=str(p)).load()}
+    out["library: traffic generator"] = {"hook": "xdp", "source": traffic.generator_source(
+        test_frame(), {"sport": range(1024, 65536)}), "load": traffic._program}
+    out["library: generator receiver (XDP_PASS)"] = {
+        "hook": "xdp", "source": "int xdplab_rx_pass(struct xdp_md *ctx) { return XDP_PASS; }", "load": program.load}
     return out
-
-
-def prog_ns(prog_or_fd, frame: bytes, repeat: int) -> float:
-    return prog_ns_stats(prog_or_fd, frame, repeat)[0]
-
-
-def prog_ns_stats(prog_or_fd, frame: bytes, repeat: int) -> tuple[float, bool]:
-    """(ns per run, were BPF run-time stats on?) of one BPF_PROG_RUN. The program's own
-    run counter moves only while stats are on (BPF_ENABLE_STATS held by ANY process, or the
-    sysctl): then every run pays two clock reads (~100 ns in this VM), switched on and off
-    by other processes at any time."""
-    fd = prog_or_fd if isinstance(prog_or_fd, int) else prog_or_fd.fd
-    before = kernel.prog_stats(fd)["run_cnt"]
-    _, _, ns = kernel.prog_test_run(fd, frame, repeat=repeat)
-    return float(ns), kernel.prog_stats(fd)["run_cnt"] != before
-
-
-def measure_programs(progs: dict, *, rounds: int = 7, repeat: int = 200_000, frame: bytes | None = None,
-                     progress: bool = True, inner: int = 10) -> dict:
-    """{name: summary of ns/packet} for loaded programs ``{name: prog}``: a warm-up run,
-    then ``rounds`` rounds; a round's figure is the least of ``inner`` runs of ``repeat / inner``
-    packets, the programs' runs interleaved one by one (interrupts and a busy host only ever
-    add time; a busy spell hits all programs alike), taken from
-    the runs with BPF run-time stats off when there are any (``stats_on`` says, per round).
-    The kernel's timer (bpf_test_timer) leaves out the time the task is scheduled away.
-    Each BPF_PROG_RUN of an XDP program also pays a fixed cost outside that timer (the XDP
-    dispatcher is updated around it: an RCU grace period, 5-30 ms here), so few long runs
-    take less wall time than many short ones."""
-    frame = frame or test_frame()
-    vals = {k: [] for k in progs}
-    states = {k: [] for k in progs}
-    old = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {max(old)})        # this thread, on one CPU: caches and the CPU stay the same
-    try:
-        for k, p in progs.items():
-            prog_ns(p, frame, max(1000, repeat // 10))
-        bar = _bar(progress, rounds * len(progs), "BPF_PROG_RUN")
-        for _ in range(rounds):
-            runs = {k: [] for k in progs}
-            for _ in range(inner):             # interleaved run by run: a busy spell hits all alike
-                for k, p in progs.items():
-                    runs[k].append(prog_ns_stats(p, frame, max(1, repeat // inner)))
-            for k in progs:
-                off = [ns for ns, on in runs[k] if not on]
-                vals[k].append(min(off) if off else min(ns for ns, _ in runs[k]))
-                states[k].append(not off)
-                if bar is not None:
-                    bar.update()
-        if bar is not None:
-            bar.close()
-    finally:
-        os.sched_setaffinity(0, old)
-    return {k: {**summary(v), "unit": "ns", "stats_on": states[k]} for k, v in vals.items()}
 
 
 SHORT_PROGRAMS = ("solutions/13-performance/port_filter.c", "library: generator receiver (XDP_PASS)")
 
 
-def program_costs(*, rounds: int = 7, repeat: int = 200_000, only=None, progress: bool = True) -> tuple[dict, float]:
+def program_costs(*, rounds: int = 7, repeat: int = 200_000, only=None, progress: bool = True,
+                  baseline: dict | None = None, copies_each: int = progcost.AB_COPIES) -> tuple[dict, float]:
     """Every shipped program's ns/packet (``only``: those names) and the hook's own cost
-    (empty XDP_PASS)."""
+    (empty XDP_PASS). Each entry keeps the program's source (a baseline's, for ``compare``).
+    ``baseline`` (a results dict): a program whose baseline entry has its source is also
+    measured side by side with that build (``progcost.measure_ab``; entry ``"ab"``)."""
     loaded, skipped = {}, {}
-    items = {k: v for k, v in shipped_programs().items() if only is None or k in only}
+    items = {f"{k} [{v['hook']}]": v for k, v in shipped_programs().items() if only is None or k in only}
     bar = _bar(progress, len(items) + 1, "loading programs")
     try:
         loaded[REF] = program.load(HOOK_C, count=False)
         if bar is not None:
             bar.update()
-        for name, (hook, fn) in items.items():
+        for name, it in items.items():
             try:
-                loaded[f"{name} [{hook}]"] = fn()
+                loaded[name] = it["load"](it["source"])
             except XDPLabError as e:
-                skipped[f"{name} [{hook}]"] = str(e).splitlines()[0][:120]
+                skipped[name] = str(e).splitlines()[0][:120]
             if bar is not None:
                 bar.update()
     finally:
@@ -481,8 +444,32 @@ def program_costs(*, rounds: int = 7, repeat: int = 200_000, only=None, progress
     for k, p in loaded.items():
         if not k.startswith("library: traffic generator"):
             p.close()
+    for k, it in items.items():
+        if k in res:
+            res[k].update(source=it["source"], hook=it["hook"])
     res.update({k: {"n": 0, "skipped": v} for k, v in skipped.items()})
+    base = (baseline or {}).get("programs", {})
+    todo = [k for k in items if k in res and res[k].get("n") and base.get(k, {}).get("source")]
+    bar = _bar(progress and bool(todo), len(todo), "side by side with the baseline")
+    for k in todo:
+        it = items[k]
+        fresh = lambda src, it=it: _unshared(it, src)
+        try:
+            res[k]["ab"] = measure_ab(lambda: fresh(base[k]["source"]), lambda: fresh(it["source"]),
+                                      copies_each=copies_each, hook=it["hook"])
+        except XDPLabError as e:
+            res[k]["ab_skipped"] = str(e).splitlines()[0][:160]
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
     return res, hook
+
+
+def _unshared(item, src):
+    """A load of ``src`` of its own (the traffic generator's loader caches one per source)."""
+    return program.load(src, count=False, hook=item["hook"]) if item["load"] is traffic._program \
+        else item["load"](src)
 
 
 # --- the lab link ----------------------------------------------------------------------
@@ -496,11 +483,11 @@ def _sh(*cmd, netns=None, check=True) -> str:
 
 
 class BenchLink:
-    """``xb<pid>-g`` (g0, s1) <-veth-> ``xb<pid>-r`` (r0, r1); ``queues`` RX/TX queues each."""
+    """``<prefix>b<pid>-g`` (g0, s1) <-veth-> ``<prefix>b<pid>-r`` (r0, r1); ``queues`` RX/TX queues each."""
 
     def __init__(self, queues: int | None = None, tag: str | None = None):
         self.queues = queues or os.cpu_count()
-        tag = tag or f"xb{os.getpid() % 100000}"
+        tag = tag or f"{paths.DEFAULT_PREFIX}b{os.getpid() % 100000}"     # `xdplab down --all` removes it
         self.g, self.r = f"{tag}-g", f"{tag}-r"
         self.up_ = False
 
@@ -836,13 +823,6 @@ class _Skip(Exception):
     pass
 
 
-def _bar(progress, total, desc):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="run", leave=True)
-
-
 def _rate(counted: int, r, ncpus: int) -> float:
     """Packets/s per the CPU time the kernel measured (bpf_test_timer leaves out the time the
     generator was scheduled away; the receive NAPI runs inside it, at local_bh_enable after
@@ -1011,11 +991,13 @@ def lacks() -> list[str]:
 
 def run(*, short: bool = False, targets: bool = False, rounds: int | None = None, seconds: float | None = None,
         paths=None, programs: bool | None = None, cpu_counts=None, cpu_rates=None, placements=("split", "shared"),
-        progress: bool = True) -> Results:
+        progress: bool = True, baseline=None) -> Results:
     """A whole bench run: paths over live frames (both placements), every shipped program's
     cost, the receive CPU's cost at fixed rates.
     ``short``: 3 rounds of 0.2 s, 3 paths, one CPU, a few programs, no CPU cost (CI and the lab).
-    ``targets``: only what the issue's targets need, 9 rounds of 0.5 s, no programs (~3 min)."""
+    ``targets``: only what the issue's targets need, 9 rounds of 0.5 s, no programs (~3 min).
+    ``baseline`` (``Results`` or its dict): every program whose source the baseline stored is
+    also measured side by side with that build, for ``compare``."""
     if targets:
         rounds, seconds = rounds or 9, seconds or 0.5
         paths, cpu_counts = paths or TARGET_CASES, cpu_counts or [1]
@@ -1039,8 +1021,9 @@ def run(*, short: bool = False, targets: bool = False, rounds: int | None = None
     data = {"meta": meta}
     t0 = time.monotonic()
     if programs:
-        data["programs"], data["hook_ns"] = program_costs(rounds=9 if short else 15, repeat=60_000 if short else 200_000,
-                                                          only=SHORT_PROGRAMS if short else None, progress=progress)
+        data["programs"], data["hook_ns"] = program_costs(
+            rounds=9 if short else 15, repeat=60_000 if short else 200_000, only=SHORT_PROGRAMS if short else None,
+            progress=progress, baseline=baseline.data if isinstance(baseline, Results) else baseline)
     if paths != []:
         if "shared" in placements:
             data["generator_alone"] = generator_alone(rounds=rounds)
@@ -1053,82 +1036,58 @@ def run(*, short: bool = False, targets: bool = False, rounds: int | None = None
 
 # --- a deliberately slowed program (to prove the harness) ----------------------------------
 
-WORK_C = r"""
-BPF_ARRAY(work_loops, u32, 1);
-
+_WORK_HEAD = r"""
+/* A UDP parser, then a chain of multiplications the compiler must keep (inline asm: it
+ * cannot fold them), one per line: a later build with more of them is slower by exactly
+ * that many instructions, straight-line code (no loop whose alignment moves its cost). */
 int xdp_work(struct xdp_md *ctx)
 {
     void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
     struct ethhdr *eth = data;
     struct iphdr *ip = data + sizeof(*eth);
     struct udphdr *udp = (void *)(ip + 1);
-    volatile u32 acc = 0;
-    u32 k = 0, *n = work_loops.lookup(&k);
 
-    if (!n || (void *)(udp + 1) > end || eth->h_proto != htons(ETH_P_IP) || ip->protocol != IPPROTO_UDP)
+    if ((void *)(udp + 1) > end || eth->h_proto != htons(ETH_P_IP) || ip->protocol != IPPROTO_UDP)
         return XDP_PASS;
-    for (u32 i = 0; i < 2048; i++) {     /* the calibrated extra work: work_loops[0] rounds */
-        if (i >= *n)
-            break;
-        acc += i ^ udp->dest;
-    }
-    return udp->dest == htons(23) ? XDP_DROP : XDP_PASS;
-}
+    u64 x = udp->source;
 """
+_WORK_STEP = '    asm volatile("%0 *= 3" : "+r"(x));\n'
+_WORK_TAIL = "    return x == 12345 ? XDP_DROP : XDP_PASS;\n}\n"
 
 
-def work_program(loops: int):
-    """A small UDP parser plus ``loops`` rounds of a loop the compiler must keep. The count
-    is data (``prog['work_loops'][0]``), not code: a base and a slowed copy run the same
-    instructions, so the slowdown is linear in it (a count compiled in changes LLVM's
-    unrolling and the loop's alignment, which moved the cost by -40..+300 % per step)."""
-    prog = program.load(WORK_C, count=False)
-    prog["work_loops"][0] = int(loops)
-    return prog
+def work_source(steps: int) -> str:
+    """A parser plus ``steps`` dependent multiplications (about 1.1 ns each here)."""
+    return _WORK_HEAD + _WORK_STEP * int(steps) + _WORK_TAIL
 
 
-def work_source(loops: int) -> str:
-    return WORK_C
+def work_program(steps: int):
+    return program.load(work_source(steps), count=False)
 
 
 def slowed_pair(slowdown: float = 0.10, *, target_ns: float = 100.0, rounds: int = 9, repeat: int = 100_000):
-    """(base program, slowed program, info): a base program whose own cost (net of the empty
-    hook) is about ``target_ns`` and a copy slowed by ``slowdown`` of that: the same code
-    (``work_program``) with more loop rounds, whose cost per round is measured here, then the
-    pair measured and the extra rounds scaled until the slowdown is within 20 % of the aim
-    (three tries). ``info['measured_change']`` is the slowdown as last measured."""
-    hook = program.load(HOOK_C, count=False)
-    base = slow = None
+    """(base source, slowed source, info): a program that costs about ``target_ns`` per packet
+    (as BPF_PROG_RUN reports it, the hook included) and a later build of it with enough
+    extra straight-line work to cost ``slowdown`` more. The cost of a step is measured here
+    (0 and 200 steps), then the pair is measured side by side once (``info['measured_change']``)."""
+    a, b = work_program(0), work_program(200)
     try:
-        def own(ps):
-            m = measure_programs({"hook": hook, **ps}, rounds=rounds, repeat=repeat, progress=False)
-            return {k: quantile(net(m[k], m["hook"])) for k in ps}, m
-        base, slow = work_program(64), work_program(576)
-        o, _ = own({"lo": base, "hi": slow})
-        per_iter = max((o["hi"] - o["lo"]) / 512, 0.05)
-        fixed = o["lo"] - 64 * per_iter
-        base_loops = min(1500, max(0, round((target_ns - fixed) / per_iter)))
-        extra = max(1, round(slowdown * target_ns / per_iter))
-        base["work_loops"][0] = base_loops
-        first = got = None
-        for _ in range(3):
-            slow["work_loops"][0] = base_loops + extra
-            o, m = own({"base": base, "slow": slow})
-            got = judge(m["base"], m["slow"], base_ref=m["hook"], cur_ref=m["hook"])["change"]
-            first = got if first is None else first
-            if abs(got - slowdown) <= 0.2 * slowdown or got <= 0.005:
-                break
-            extra = max(1, round(extra * slowdown / got))
-    except BaseException:
-        for p in (base, slow):
-            if p is not None:
-                p.close()
-        raise
+        m = measure_programs({"a": a, "b": b}, rounds=rounds, repeat=repeat, progress=False)
     finally:
-        hook.close()
-    return base, slow, {"base_ns": o["base"], "slow_ns": o["slow"], "ns_per_iteration": per_iter,
-                        "base_loops": base_loops, "loops": extra, "first_step_change": first,
-                        "measured_change": got}
+        a.close()
+        b.close()
+    c0, c200 = m["a"]["median"], m["b"]["median"]
+    per_step = max((c200 - c0) / 200, 0.05)
+    base_steps = max(0, round((target_ns - c0) / per_step))
+    extra = max(1, round(slowdown * target_ns / per_step))
+    base = work_source(base_steps)
+    for attempt in range(2):         # side by side; once more when it landed off the aim by over 20 %
+        slow = work_source(base_steps + extra)
+        j = judge_ab(measure_ab(base, slow))
+        if attempt or abs(j["change"] - slowdown) <= 0.2 * slowdown or j["change"] <= 0.005:
+            break
+        extra = max(1, round(extra * slowdown / j["change"]))
+    return base, slow, {"empty_ns": c0, "ns_per_step": per_step, "base_steps": base_steps, "extra_steps": extra,
+                        "base_ns": j.get("base_ns"), "measured_change": j["change"]}
 
 
 # --- the command ------------------------------------------------------------------------
@@ -1183,7 +1142,7 @@ def main(args) -> int:
     res = run(short=args.short, targets=args.targets, rounds=_positive("rounds", args.rounds), seconds=args.seconds,
               paths=paths, programs=False if args.no_programs else None, cpu_counts=cpus,
               placements=("split", "shared") if args.placement == "both" else (args.placement,),
-              progress=not args.quiet)
+              progress=not args.quiet, baseline=baseline)
     print(res.table())
     if args.json:
         print(f"results: {res.save(args.json)}")
