@@ -137,8 +137,11 @@ class BTF:
                     if kflag and v >= 1 << 63:
                         v -= 1 << 64
                     t.values[self._str(e_name)] = v
-            elif kind == "func_proto":
-                pos += 8 * vlen
+            elif kind == "func_proto":          # parameters: name (often none) and type
+                for _ in range(vlen):
+                    p_name, p_type = struct.unpack_from("<II", buf, pos)
+                    pos += 8
+                    t.members.append(Member(self._str(p_name), p_type, 0))
             elif kind in ("var", "decl_tag"):
                 pos += 4
             elif kind == "datasec":

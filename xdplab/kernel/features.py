@@ -119,6 +119,9 @@ FEATURES = {f.name: f for f in (
             f"{TRACEFS}/events/bpf_trace/bpf_trace_printk exists", "printk_event"),
     Feature("ringbuf_tracepoints", "BPF ring buffers in tracepoint programs (drop detector)", "5.8",
             "kernel version"),
+    Feature("raw_tracepoints", "raw tracepoints (BPF_RAW_TRACEPOINT_OPEN)", "4.17", "kernel version",
+            advice="the drop detector probes the tracepoints through their format files instead "
+                   "(dearer per hit)"),
     Feature("btf", "kernel BTF (/sys/kernel/btf/vmlinux)", "5.4", "/sys/kernel/btf/vmlinux exists",
             "btf", "a kernel with CONFIG_DEBUG_INFO_BTF=y (verifier logs lose some detail without)"),
     Feature("page_pool_netlink", "page-pool-get / page-pool-stats-get (netdev netlink)", "6.8",
