@@ -233,8 +233,9 @@ def test_bpf_stats_switched_on_are_seen_per_run():
 def test_bpf_stats_are_held_only_while_a_program_that_reports_them_lives():
     """xdplab switches BPF run-time stats on for a libbpf program (its statistics) and for a
     BCC program's .stats(), and off again when the last such program is closed: while on,
-    every BPF program run on the machine pays two clock reads. (In a child: stats held by
-    this test process would not be seen as ours.)"""
+    every BPF program run on the machine pays two clock reads. ``Program(stats=False)``
+    (what bench measures with) never switches them on. (In a child: stats held by this test
+    process would not be seen as ours.)"""
     code = ("import xdplab\nfrom xdplab import kernel\nfrom xdplab.tools import bench\n"
             "h = xdplab.load(bench.HOOK_C, count=False)\nf = bench.test_frame()\n"
             "on = lambda: bench.prog_ns_stats(h, f, 100)[1]\n"
@@ -244,9 +245,11 @@ def test_bpf_stats_are_held_only_while_a_program_that_reports_them_lives():
             "b = xdplab.load(bench.HOOK_C, count=False)\nb.stats()\np.close()\nseen.append(on())\n"
             "b.close()\nseen.append(on())\n"
             "kernel.features.have('enable_stats')\nseen.append(on())\n"
+            "q = xdplab.Program.from_file('solutions/13-performance/port_filter.bpf.c', stats=False).load()\n"
+            "seen.append(on())\nq.close()\n"
             "print('RESULT', seen, kernel.stats_held())\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert "RESULT [False, True, True, False, False] False" in r.stdout, r.stdout + r.stderr[-2000:]
+    assert "RESULT [False, True, True, False, False, False] False" in r.stdout, r.stdout + r.stderr[-2000:]
 
 
 # --- side by side: two builds of a program measured in the same run (progcost) -------------
@@ -359,3 +362,30 @@ def test_ab_real_run_of_two_builds():
     assert dear["verdict"] == "SLOWER" and dear["change"] > 1.0, dear
     assert not [n for n in topology.leftovers(topology.DEFAULT_PREFIX)["netns"] if n.startswith(
         f"{topology.DEFAULT_PREFIX}h{os.getpid() % 100000}")]
+
+
+def test_held_programs_sit_in_a_namespace_of_ours_until_closed():
+    """``progcost.Held`` attaches each XDP program to a veth of its own (so BPF_PROG_RUN
+    does not re-patch the XDP dispatcher), refuses a non-XDP program, removes its namespace
+    on close and refuses use after it."""
+    from xdplab.errors import ClosedError
+    from xdplab.net import topology
+    p = xdplab_load(bench.HOOK_C)
+    t = xdplab_load("int c(struct __sk_buff *skb) { return 0; }", hook="tc")
+    try:
+        with progcost.Held() as held:
+            assert held.hold(p) and not held.hold(t)
+            assert held.name in topology.leftovers(topology.DEFAULT_PREFIX)["netns"]
+            assert "1 programs" in repr(held)
+        assert held.name not in topology.leftovers(topology.DEFAULT_PREFIX)["netns"]
+        with pytest.raises(ClosedError):
+            held.hold(p)
+        assert bench.prog_ns(p, bench.test_frame(), 1000) > 0, "the program itself is untouched"
+    finally:
+        p.close()
+        t.close()
+
+
+def xdplab_load(src, **kw):
+    import xdplab
+    return xdplab.load(src, count=False, **kw)

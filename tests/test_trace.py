@@ -150,3 +150,59 @@ def test_program_named_reason_whole_and_event_kept_after_clear(topo, detector):
     assert h.outside in kept and f"bouncer#{prog.id}" in kept and "ENXIO" in kept
     assert re.search(r"\d\d:\d\d:\d\d\.\d{3}", kept), "each kept event shows its time"
     prog.close()
+
+
+def test_flush_tracepoints_are_probed_raw_where_btf_shows_their_prototype(detector):
+    """On this kernel the two flush tracepoints (hit once per bulk of frames sent, lost or
+    not) are raw tracepoint probes, with ``ifindex``'s offset in ``struct net_device`` read
+    from BTF; the rare ones keep their format files."""
+    from xdplab.tools import drops
+    assert detector.raw == {"xdp_devmap_xmit", "xdp_bulk_tx"} & set(detector.tracepoints)
+    raw, off = drops.raw_capable(list(detector.tracepoints))
+    assert raw == detector.raw and off and off % 4 == 0
+    assert "xdp_exception" not in detector.raw
+
+
+def test_a_prototype_btf_does_not_show_keeps_the_format_file(topo, monkeypatch):
+    """A kernel whose flush tracepoint has another prototype (older ones had the devmap's map
+    first) gets the format-file probe, and the detector reports the same loss through it."""
+    from xdplab.tools import drops
+    monkeypatch.setitem(drops.RAW_PROTOTYPES, "xdp_bulk_tx",
+                        (("struct bpf_map *", "int"), drops.RAW_PROTOTYPES["xdp_bulk_tx"][1]))
+    h = topo["h1"]
+    prog = xdplab.load("int bounce(struct xdp_md *ctx) { return XDP_TX; }")
+    try:
+        with DropDetector() as dd:
+            assert "xdp_bulk_tx" not in dd.raw and "xdp_bulk_tx" in dd.tracepoints
+            prog.attach(h.outside)
+            _udp(h, 3)
+            rows = [r for r in dd.wait(timeout=1.0, min_drops=3) if r.ifindex == h.ifindex]
+            assert [(r.tracepoint, r.err) for r in rows] == [("xdp_bulk_tx", -errno.ENXIO)]
+    finally:
+        prog.close()
+
+
+def test_flushes_that_lost_nothing_are_counted_per_interface(topo, detector):
+    """A flush that lost nothing takes the cheap way (counted by device address); the rows
+    ``losses(all_events=True)`` gives still name the interface, with every frame sent."""
+    from xdplab.net import redirect
+    h = topo["h1"]
+    prog = xdplab.load("int bounce(struct xdp_md *ctx) { return XDP_TX; }")
+    prog.attach(h.outside)
+    peer = redirect.ensure_peer_program(h)
+    try:
+        detector.clear()
+        _udp(h, 5)
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            rows = [r for r in detector.losses(all_events=True) if r.ifindex == h.ifindex]
+            if rows and rows[0].sent >= 5:
+                break
+            time.sleep(0.05)
+        (row,) = rows
+        assert (row.tracepoint, row.action, row.drops, row.err) == ("xdp_bulk_tx", "TX", 0, 0)
+        assert row.sent >= 5 and row.events >= 1
+        assert not [r for r in detector.losses() if r.ifindex == h.ifindex], "nothing lost"
+    finally:
+        prog.close()
+        peer.close()

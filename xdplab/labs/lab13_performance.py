@@ -8,6 +8,7 @@ from scapy.layers.inet import IP, IPOption_RR, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from .grading import exercise
+from ..programs.program import load
 from ..tools import progcost
 
 ex = exercise("13", "performance", solution="13-performance/port_filter.c",
@@ -62,7 +63,9 @@ def measure(prog, rounds: int = 12, copies_each: int = 4) -> dict:
     ns/packet per round (``given``, ``yours``, ``hook``: median, min, max) and the harness's
     ``verdict`` on yours against the given one."""
     frame = bytes(Ether() / IP(src=A, dst=B) / UDP(sport=4242, dport=53) / (b"x" * 18))
-    rec = progcost.measure_ab(GIVEN_C, prog, copies_each=copies_each, rounds=rounds, frame=frame, setup=fill_rules)
+    counted = bool(getattr(getattr(prog, "spec", None), "count", False))      # %%xdp counts actions:
+    given = lambda: load(GIVEN_C, count=counted)                               # the given one alike
+    rec = progcost.measure_ab(given, prog, copies_each=copies_each, rounds=rounds, frame=frame, setup=fill_rules)
     per_round = lambda side: [statistics.fmean(c[r] for c in rec[side]) for r in range(len(rec["hook"]))]
     return {"given": progcost.summary(per_round("base")), "yours": progcost.summary(per_round("current")),
             "hook": progcost.summary(rec["hook"]), "record": rec, "verdict": progcost.judge_ab(rec)}

@@ -955,8 +955,9 @@ class LibbpfProgram(XDPProgram):
         self.maps = Maps(obj, owner=self)
         self._stats_held = False
         try:
-            acquire_stats()
-            self._stats_held = True
+            if getattr(spec, "stats", True):
+                acquire_stats()
+                self._stats_held = True
         except NotSupported:
             pass
 

@@ -331,6 +331,11 @@ class Results:
                     continue
                 net = f"{v['median'] - hook:7.1f}" if hook is not None else ""
                 out.append(f"{k:56} {v['median']:7.1f} {v['min']:6.1f}-{v['max']:<6.1f} {net}")
+            on = [k for k, v in self.data["programs"].items() if any(v.get("stats_on") or [])]
+            if on:
+                out.append(f"WARNING: BPF run-time stats were ON while {len(on)} programs were measured (another "
+                           "process holds BPF_ENABLE_STATS): every run paid two clock reads; the '- hook' column "
+                           "cancels them")
             out.append(f"hook cost (empty XDP_PASS program): {hook:.1f} ns/packet "
                        f"(paper: {PAPER_HOOK_NS} ns, another machine)" if hook is not None else "")
         if self.data.get("cpu_cost"):
@@ -408,7 +413,7 @@ def shipped_programs() -> dict:
         text = path.read_text()
         hook = "tc" if "__sk_buff" in text else "xdp"
         out[rel] = {"hook": hook, "source": text,
-                    "load": lambda src, p=path, h=hook: program.Program(src, hook=h, origin=str(p)).load()}
+                    "load": lambda src, p=path, h=hook: program.Program(src, hook=h, origin=str(p), stats=False).load()}
     out["library: traffic generator"] = {"hook": "xdp", "source": traffic.generator_source(
         test_frame(), {"sport": range(1024, 65536)}), "load": traffic._program}
     out["library: generator receiver (XDP_PASS)"] = {

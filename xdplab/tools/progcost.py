@@ -211,7 +211,7 @@ def measure_programs(progs: dict, *, rounds: int = 7, repeat: int = 200_000, fra
 def _maker(what, hook: str):
     """(make, first): how to load one more of ``what``, and the loaded program given, if any."""
     if isinstance(what, str):
-        return (lambda: program.Program(what, hook=hook, count=False).load()), None
+        return (lambda: program.Program(what, hook=hook, count=False, stats=False).load()), None
     if hasattr(what, "fd") and hasattr(what, "close"):        # a loaded program: borrowed, never closed here
         spec = getattr(what, "spec", None)
         return (spec.load if spec is not None else (lambda: what)), what
