@@ -346,6 +346,16 @@ def test_ab_stats_on_throughout_is_judged_net_of_the_hook():
     assert not j2["net_of_hook"] and j2["rounds"] == 3 and j2["verdict"] == "same"
 
 
+def test_compare_falls_back_to_stored_numbers_and_says_why():
+    """A program the current run could not measure beside its baseline build (that source no
+    longer compiles) is judged on the stored numbers, and the table says why."""
+    base = {"programs": {"p.c [xdp]": {"values": [100.0] * 5, "source": "int x;"}}}
+    cur = {"programs": {"p.c [xdp]": {"values": [101.0] * 5, "ab_skipped": "error: unknown type name"}}}
+    (row,) = bench.compare(base, cur).rows
+    assert row["how"].startswith("stored numbers (the baseline's build failed: error: unknown type")
+    assert row["verdict"] == "same"
+
+
 def test_ab_too_few_loads_or_rounds_are_reported_never_flagged():
     assert progcost.judge_ab(ab_rec([[100.0] * 5], [[300.0] * 5]))["verdict"] == "too few runs"
     assert progcost.judge_ab(ab_rec([[100.0] * 2] * 3, [[300.0] * 2] * 3))["verdict"] == "too few runs"

@@ -220,7 +220,9 @@ def compare(baseline, current, *, z: float = Z, floor: float = FLOOR) -> "Compar
                              **{k: j[k] for k in ("change", "threshold", "verdict")}})
                 continue
             refs = {} if key == REF else {"base_ref": bref, "cur_ref": cref}
-            rows.append({"section": section, "case": key, "unit": cur.get("unit"), "how": "stored numbers",
+            how = "stored numbers" + (f" (the baseline's build failed: {cur['ab_skipped'][:70]})"
+                                      if cur.get("ab_skipped") else "")
+            rows.append({"section": section, "case": key, "unit": cur.get("unit"), "how": how,
                          "base": statistics.median(base["values"]),
                          "current": statistics.median(cur["values"]), **judge(base, cur, z=z, floor=floor, **refs)})
     return Comparison(rows)
