@@ -12,7 +12,10 @@ The XDP path reports losses only through tracepoints (xdp-monitor reads the same
 flushed to the target's ndo_xdp_xmit), ``xdp_cpumap_enqueue``/``xdp_cpumap_kthread``.
 Which exist and which fields they carry differ between kernels (6.1 still has
 ``xdp_redirect_map{,_err}``): the probes are generated from the format files under
-/sys/kernel/tracing/events/xdp; BCC builds the argument structs from the same files.
+/sys/kernel/tracing/events/xdp; BCC builds the argument structs from the same files. The
+two that fire on every flush of sent frames (``xdp_devmap_xmit``, ``xdp_bulk_tx``) are
+raw tracepoints wherever the kernel's BTF shows their prototype (``RAW_PROTOTYPES``), and a
+flush that lost nothing costs one per-CPU hash lookup: ~30 ns per flush of up to 16 frames.
 """
 from __future__ import annotations
 
