@@ -1,5 +1,6 @@
 """The XDP traffic generator (BPF_PROG_RUN live frames) on real veths."""
 import os
+import subprocess
 import threading
 import time
 
@@ -190,3 +191,26 @@ def test_argument_errors(topo, rx):
             g.run(count=10, cpus=[999])
     with pytest.raises(XDPLabError, match="takes at most"):
         traffic.Generator(udp9(h1, size=3000), via=h1)
+
+
+def test_find_peer_tells_apart_namespaces_with_the_same_ifindex_pair():
+    """Two namespaces each hold a veth at ifindex 40 whose peer, at 41, is in a third and a
+    fourth namespace: from either peer, the ifindex pair alone matches both; the netnsid the
+    peer's namespace gives each one decides."""
+    from .conftest import TEST_PREFIX
+    tag = f"{TEST_PREFIX}{os.getpid() % 100:02d}fp"
+    names = [f"{tag}{x}" for x in "abcd"]
+    try:
+        for n in names:
+            kernel.netns_create(n)
+        for near, far in ((names[0], names[2]), (names[1], names[3])):
+            kernel.run_in_netns(near, lambda far=far: subprocess.run(
+                ["ip", "link", "add", "v0", "index", "40", "type", "veth", "peer", "name", "w0", "index", "41",
+                 "netns", far], check=True))
+        assert traffic.find_peer("w0", names[2]) == (names[0], "v0")
+        assert traffic.find_peer("w0", names[3]) == (names[1], "v0")
+        assert traffic.find_peer("v0", names[1]) == (names[3], "w0")
+    finally:
+        for n in names:
+            if os.path.exists(f"/run/netns/{n}"):
+                kernel.netns_remove(n)

@@ -924,6 +924,20 @@ def link_details(ifname: str) -> dict | None:
             "peer_ifindex": l.get_attr("IFLA_LINK"), "peer_netnsid": l.get_attr("IFLA_LINK_NETNSID")}
 
 
+def netnsid(name: str | None) -> int | None:
+    """The id the calling thread's netns gives netns ``name`` (``/run/netns/<name>``; None:
+    the root netns, PID 1's), as IFLA_LINK_NETNSID names a veth peer there; None when it has
+    given it none."""
+    fd = os.open("/proc/1/ns/net" if name is None else f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        with ipr() as ip:
+            r = ip.get_netnsid(fd=fd)
+    finally:
+        os.close(fd)
+    n = (r or {}).get("nsid")
+    return None if n is None or n >= 1 << 31 else n
+
+
 def link_name(ifindex: int) -> str | None:
     """Name of ``ifindex`` in the calling thread's netns."""
     try:

@@ -256,8 +256,16 @@ def find_peer(ifname: str, netns: str | None) -> tuple[str | None, str] | None:
         p = kernel.run_in_netns(name, kernel.link_details,
                                  kernel.run_in_netns(name, kernel.link_name, d["peer_ifindex"]) or "")
         return p and p["kind"] == "veth" and p["peer_ifindex"] == d["ifindex"] and p["peer_netnsid"] is not None
-    for name in [None, *_netns_names()]:
-        if name != netns and back(name):
+
+    def same_id(name):                       # the namespace our netns knows by the peer's netnsid
+        try:
+            return kernel.run_in_netns(netns, kernel.netnsid, name) == d["peer_netnsid"]
+        except OSError:
+            return False
+    names = [n for n in [None, *_netns_names()] if n != netns]
+    # two namespaces can each hold a veth with the same pair of ifindexes: the netnsid decides
+    for name in sorted(names, key=lambda n: not same_id(n)):
+        if back(name):
             return name, kernel.run_in_netns(name, kernel.link_name, d["peer_ifindex"])
     return None
 

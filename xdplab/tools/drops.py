@@ -141,8 +141,10 @@ def raw_capable(tracepoints) -> tuple[set, int | None]:
 
 def _raw_probe(idx: int, tp: str) -> str:
     """A flush that lost nothing (the common case) is counted by its devices' addresses in
-    ``xl_flush`` (one per-CPU hash lookup; their ifindexes are read once, when the pair is
-    first seen); one that lost frames goes the whole way (``xl_record``)."""
+    ``xl_flush`` (one per-CPU hash lookup). Their ifindexes are read on a CPU's first hit
+    and again every 64th: a device freed and another allocated at its address is noticed
+    within 64 flushes, and what the old one sent is kept under its ifindex (``xl_stats``).
+    A flush that lost frames goes the whole way (``xl_record``)."""
     f = RAW_PROTOTYPES[tp][1]
     to_ifindex = f"xl_ifindex({f['to_dev']})" if f["to_dev"] != "0" else "0"
     return f"""
@@ -153,6 +155,14 @@ RAW_TRACEPOINT_PROBE({tp})
         struct xl_fkey fk = {{.dev = {f["dev"]}, .to_dev = {f["to_dev"]}, .tp = {idx}}};
         struct xl_fval *fv = xl_flush.lookup(&fk);
         if (fv) {{
+            if ((fv->events & 63) == 0) {{      /* this CPU's first hit, then every 64th */
+                int i = xl_ifindex({f["dev"]}), t = {to_ifindex};
+                if (fv->events && (fv->ifindex != i || fv->to != t))
+                    xl_fold(&fk, fv);          /* another device at that address now */
+                fv->ifindex = i;
+                fv->to = t;
+                fv->act = {f["act"]};
+            }}
             fv->events += 1;
             fv->sent += sent;
         }} else {{
@@ -191,6 +201,21 @@ struct xl_fval { u64 events; u64 sent; s32 ifindex; s32 to; u32 act; u32 pad; };
 BPF_PERCPU_HASH(xl_flush, struct xl_fkey, struct xl_fval, 1024);
 BPF_RINGBUF_OUTPUT(xl_events, 16);
 BPF_ARRAY(xl_lost, u64, 2);         /* [0] events with no room, [1] events submitted */
+
+static __always_inline void xl_fold(struct xl_fkey *fk, struct xl_fval *fv)
+{
+    /* a device's cheap-path counts, kept under its ifindex once its address is reused */
+    struct xl_key k = {};
+    struct xl_val zero = {}, *v;
+    k.tp = fk->tp; k.act = fv->act; k.ifindex = fv->ifindex; k.to = fv->to;
+    v = xl_stats.lookup_or_try_init(&k, &zero);
+    if (v) {
+        v->events += fv->events;
+        v->sent += fv->sent;
+    }
+    fv->events = 0;
+    fv->sent = 0;
+}
 
 static __always_inline int xl_ifindex(u64 dev)
 {
@@ -520,10 +545,9 @@ class DropDetector(Closable):
                 *(sum(getattr(v, f) for v in per_cpu) for f in ("events", "drops", "sent")))
         if all_events and self.raw:
             for k, per_cpu in self.bpf["xl_flush"].items():
-                seen = [v for v in per_cpu if v.events]
-                if seen:
-                    add((k.tp, seen[0].ifindex, seen[0].act, 0, seen[0].to, 0, 0),
-                        sum(v.events for v in seen), 0, sum(v.sent for v in seen))
+                for v in per_cpu:            # each CPU read the devices' ifindexes itself
+                    if v.events:
+                        add((k.tp, v.ifindex, v.act, 0, v.to, 0, 0), v.events, 0, v.sent)
         rows = []
         for (tpi, ifindex, act, err, to, prog_id, map_id), (events, drops, sent) in totals.items():
             tp = self._names[tpi] if tpi < len(self._names) else str(tpi)
