@@ -136,7 +136,8 @@ def copies(make, k: int, *, first=None) -> list:
     BCC-compiled XDP program, its instructions loaded k-1 times more (no compiler; the copies
     share its maps: ``_Copy``), else ``make()`` k-1 times more. Each load is placed by the JIT
     at an offset of its own."""
-    first = make() if first is None else first
+    borrowed = first is not None
+    first = first if borrowed else make()
     out = [first]
     try:
         insns = first.instructions() if getattr(first, "bpf", None) is not None and \
@@ -144,7 +145,7 @@ def copies(make, k: int, *, first=None) -> list:
         for _ in range(k - 1):
             out.append(_Copy(kernel.prog_load_xdp(insns, first.name[:15]), first.name) if insns else make())
     except BaseException:
-        for p in out[1:] if first is not None else out:
+        for p in out[1:] if borrowed else out:
             p.close()
         raise
     return out
