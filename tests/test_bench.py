@@ -220,14 +220,20 @@ def test_bpf_stats_switched_on_are_seen_per_run():
     """BPF_ENABLE_STATS held by any process makes every program run pay two clock reads;
     bench sees it run by run from the program's own run counter. (In a child process: the
     kernel keeps stats on for as long as the enabling process lives.)"""
-    code = ("import xdplab\nfrom xdplab import kernel\nfrom xdplab.tools import bench\n"
-            "p = xdplab.load(bench.HOOK_C, count=False)\nf = bench.test_frame()\n"
-            "kernel.acquire_stats()\n"
-            "ns, on = bench.prog_ns_stats(p, f, 1000)\n"
-            "m = bench.measure_programs({'hook': p}, rounds=3, repeat=3000, progress=False)\n"
-            "print('RESULT', on, m['hook']['stats_on'])\n")
+    out = _in_child("p = xdplab.load(bench.HOOK_C, count=False)\nf = bench.test_frame()\n"
+                    "kernel.acquire_stats()\n"
+                    "ns, on = bench.prog_ns_stats(p, f, 1000)\n"
+                    "m = bench.measure_programs({'hook': p}, rounds=3, repeat=3000, progress=False)\n"
+                    "print('RESULT', on, m['hook']['stats_on'])\n")
+    assert "RESULT True [True, True, True]" in out, out
+
+
+def _in_child(body: str) -> str:
+    """stdout (+ the end of stderr) of ``body`` run in a fresh Python with xdplab, kernel and
+    bench imported: BPF stats are held per process."""
+    code = "import xdplab\nfrom xdplab import kernel\nfrom xdplab.tools import bench\n" + body
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert "RESULT True [True, True, True]" in r.stdout, r.stdout + r.stderr[-2000:]
+    return r.stdout + r.stderr[-2000:]
 
 
 def test_bpf_stats_are_held_only_while_a_program_that_reports_them_lives():
@@ -236,20 +242,18 @@ def test_bpf_stats_are_held_only_while_a_program_that_reports_them_lives():
     every BPF program run on the machine pays two clock reads. ``Program(stats=False)``
     (what bench measures with) never switches them on. (In a child: stats held by this test
     process would not be seen as ours.)"""
-    code = ("import xdplab\nfrom xdplab import kernel\nfrom xdplab.tools import bench\n"
-            "h = xdplab.load(bench.HOOK_C, count=False)\nf = bench.test_frame()\n"
-            "on = lambda: bench.prog_ns_stats(h, f, 100)[1]\n"
-            "seen = [on()]\n"
-            "p = xdplab.Program.from_file('solutions/13-performance/port_filter.bpf.c').load()\n"
-            "seen.append(on())\n"
-            "b = xdplab.load(bench.HOOK_C, count=False)\nb.stats()\np.close()\nseen.append(on())\n"
-            "b.close()\nseen.append(on())\n"
-            "kernel.features.have('enable_stats')\nseen.append(on())\n"
-            "q = xdplab.Program.from_file('solutions/13-performance/port_filter.bpf.c', stats=False).load()\n"
-            "seen.append(on())\nq.close()\n"
-            "print('RESULT', seen, kernel.stats_held())\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert "RESULT [False, True, True, False, False, False] False" in r.stdout, r.stdout + r.stderr[-2000:]
+    out = _in_child("h = xdplab.load(bench.HOOK_C, count=False)\nf = bench.test_frame()\n"
+                    "on = lambda: bench.prog_ns_stats(h, f, 100)[1]\n"
+                    "seen = [on()]\n"
+                    "p = xdplab.Program.from_file('solutions/13-performance/port_filter.bpf.c').load()\n"
+                    "seen.append(on())\n"
+                    "b = xdplab.load(bench.HOOK_C, count=False)\nb.stats()\np.close()\nseen.append(on())\n"
+                    "b.close()\nseen.append(on())\n"
+                    "kernel.features.have('enable_stats')\nseen.append(on())\n"
+                    "q = xdplab.Program.from_file('solutions/13-performance/port_filter.bpf.c', stats=False).load()\n"
+                    "seen.append(on())\nq.close()\n"
+                    "print('RESULT', seen, kernel.stats_held())\n")
+    assert "RESULT [False, True, True, False, False, False] False" in out, out
 
 
 # --- side by side: two builds of a program measured in the same run (progcost) -------------

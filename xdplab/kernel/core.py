@@ -225,6 +225,19 @@ def release_stats() -> None:
             _stats_fd = None
 
 
+class StatsHold(Closable):
+    """One hold of BPF run-time statistics (``acquire_stats()`` at creation); ``close()``
+    lets go, once. What a program keeps while it reports its statistics."""
+
+    def __init__(self):
+        acquire_stats()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            release_stats()
+
+
 def stats_held() -> bool:
     """Does this process hold BPF run-time statistics on?"""
     return _stats_fd is not None

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from .. import kernel
 from ..errors import Closable, CountersUnavailable, MapKeyError, UsageError, XDPLabError, needs_open
 from . import typedmaps
-from .libbpf import acquire_stats, release_stats
+from .libbpf import StatsHold
 from .prog_run import run
 from .libbpf import Stats, prog_stats
 from html import escape
@@ -94,6 +94,7 @@ class AttachedProgram(Closable):
 
     _reopen_hint = "look it up again: xdplab.attached(dev) or xdplab.byid.program(id)"
     _close_when_collected = True
+    _stats_hold = None
 
     def __init__(self, prog_id: int, ifname: str | None = None, mode: str | None = None):
         self._fd = _prog_fd_by_id(prog_id)
@@ -113,10 +114,9 @@ class AttachedProgram(Closable):
         except BaseException:
             os.close(self._fd)
             raise
-        self._stats_held = False
+        self._stats_hold = None
         try:
-            acquire_stats()
-            self._stats_held = True
+            self._stats_hold = StatsHold()
         except XDPLabError:
             pass
         self.links: list = []                      # no xdplab link: another loader attached it
@@ -179,9 +179,8 @@ class AttachedProgram(Closable):
         self._closed = True
         self.maps.close()
         os.close(self._fd)
-        if self._stats_held:
-            self._stats_held = False
-            release_stats()
+        if self._stats_hold is not None:
+            self._stats_hold.close()
 
     def __repr__(self) -> str:
         if self._closed:

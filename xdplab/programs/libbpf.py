@@ -775,8 +775,7 @@ def _last(text: str) -> str:
 #: binds an opened object's XDP programs to a device (load(..., bind_to=dev)): registered
 #: by xdplab.tools.memory, which owns the RX-metadata kfunc probes
 DEVICE_BINDER = None
-acquire_stats = kernel.acquire_stats      # BPF_ENABLE_STATS while a program that reports its statistics lives
-release_stats = kernel.release_stats
+StatsHold = kernel.StatsHold              # BPF_ENABLE_STATS while a program that reports its statistics lives
 prog_stats = kernel.prog_stats            # run_cnt, run_time_ns, ... (OBJ_GET_INFO_BY_FD)
 
 
@@ -953,11 +952,10 @@ class LibbpfProgram(XDPProgram):
         self.wrap_warnings = list(wrap_warnings)
         self.source = source_text
         self.maps = Maps(obj, owner=self)
-        self._stats_held = False
+        self._stats_hold = None
         try:
             if getattr(spec, "stats", True):
-                acquire_stats()
-                self._stats_held = True
+                self._stats_hold = StatsHold()
         except NotSupported:
             pass
 
@@ -1072,9 +1070,8 @@ class LibbpfProgram(XDPProgram):
             os.close(fd)
         if getattr(self, "_capture_obj", None) is not None:
             self._capture_obj.close()
-        if getattr(self, "_stats_held", False):
-            self._stats_held = False
-            release_stats()
+        if self._stats_hold is not None:
+            self._stats_hold.close()
         if self._owner:
             for s in self._siblings:
                 s.close()

@@ -320,6 +320,7 @@ class LoadedProgram(Closable):
     already belong to another program)."""
 
     _reopen_hint = "load it again (xdplab.load(...), or re-run the cell)"
+    _stats_hold = None            # a kernel.StatsHold once stats() was asked for
 
     def __init__(self, spec: Program, bpf, fn, warnings: str = "", source: str | None = None):
         """``source``: what BCC compiled (``spec.full_source()``), to find the maps' names."""
@@ -356,9 +357,8 @@ class LoadedProgram(Closable):
             reader.stop()             # capture threads polling this program's perf buffer
         self.maps.close(f"its program {self.name} was closed")
         self.bpf.cleanup()
-        if getattr(self, "_stats_held", False):
-            self._stats_held = False
-            kernel.release_stats()
+        if self._stats_hold is not None:
+            self._stats_hold.close()
 
     def __del__(self):
         try:
@@ -387,9 +387,8 @@ class LoadedProgram(Closable):
         (libbpf-loaded programs: at load), so a BCC program counts from the first call.
         Held until the program is closed (while held, every BPF program run on the machine
         pays two clock reads)."""
-        if not getattr(self, "_stats_held", False):
-            kernel.acquire_stats()
-            self._stats_held = True
+        if self._stats_hold is None:
+            self._stats_hold = kernel.StatsHold()
         s = kernel.prog_stats(self.fd)
         return Stats(s["run_cnt"], s["run_time_ns"])
 

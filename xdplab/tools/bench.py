@@ -38,6 +38,7 @@ Fewer than 3 repetitions on either side: reported, never flagged.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -417,7 +418,7 @@ def shipped_programs() -> dict:
         out[rel] = {"hook": hook, "source": text,
                     "load": lambda src, p=path, h=hook: program.Program(src, hook=h, origin=str(p), stats=False).load()}
     out["library: traffic generator"] = {"hook": "xdp", "source": traffic.generator_source(
-        test_frame(), {"sport": range(1024, 65536)}), "load": traffic._program}
+        test_frame(), {"sport": range(1024, 65536)}), "load": lambda src: program.load(src, count=False)}
     out["library: generator receiver (XDP_PASS)"] = {
         "hook": "xdp", "source": "int xdplab_rx_pass(struct xdp_md *ctx) { return XDP_PASS; }", "load": program.load}
     return out
@@ -451,9 +452,8 @@ def program_costs(*, rounds: int = 7, repeat: int = 200_000, only=None, progress
             bar.close()
     res = measure_programs(loaded, rounds=rounds, repeat=repeat, progress=progress)
     hook = res[REF]["median"]
-    for k, p in loaded.items():
-        if not k.startswith("library: traffic generator"):
-            p.close()
+    for p in loaded.values():
+        p.close()
     for k, it in items.items():
         if k in res:
             res[k].update(source=it["source"], hook=it["hook"])
@@ -462,11 +462,10 @@ def program_costs(*, rounds: int = 7, repeat: int = 200_000, only=None, progress
     todo = [k for k in items if k in res and res[k].get("n") and base.get(k, {}).get("source")]
     bar = _bar(progress and bool(todo), len(todo), "side by side with the baseline")
     for k in todo:
-        it = items[k]
-        fresh = lambda src, it=it: _unshared(it, src)
+        load, src = items[k]["load"], items[k]["source"]
         try:
-            res[k]["ab"] = measure_ab(lambda: fresh(base[k]["source"]), lambda: fresh(it["source"]),
-                                      copies_each=copies_each, hook=it["hook"])
+            res[k]["ab"] = measure_ab(functools.partial(load, base[k]["source"]), functools.partial(load, src),
+                                      copies_each=copies_each, hook=items[k]["hook"])
         except XDPLabError as e:
             res[k]["ab_skipped"] = str(e).splitlines()[0][:160]
         if bar is not None:
@@ -474,12 +473,6 @@ def program_costs(*, rounds: int = 7, repeat: int = 200_000, only=None, progress
     if bar is not None:
         bar.close()
     return res, hook
-
-
-def _unshared(item, src):
-    """A load of ``src`` of its own (the traffic generator's loader caches one per source)."""
-    return program.load(src, count=False, hook=item["hook"]) if item["load"] is traffic._program \
-        else item["load"](src)
 
 
 # --- the lab link ----------------------------------------------------------------------
@@ -696,11 +689,8 @@ class _Bench:
         """The drop detector, compiled once; its probes attached only while a case uses it."""
         if self._det is None:
             self._det = DropDetector().start()
-            self._detector_attach(False)
+            self._det.attach_probes(False)
         return self._det
-
-    def _detector_attach(self, on: bool):
-        self._det.attach_probes(on)
 
     def start(self):
         from scapy.all import IP, UDP, Ether
@@ -749,8 +739,8 @@ class _Bench:
                     counter = lambda: _veth_xdp_drops(r, "r0")
                 if name == "xdp_drop_detector":
                     self.detector()
-                    self._detector_attach(True)
-                    undo.append(lambda: self._detector_attach(False))
+                    self._det.attach_probes(True)
+                    undo.append(lambda: self._det.attach_probes(False))
             elif name == "xdp_drop_generic":
                 d = self.prog("drop", DROP_C)
                 self.gro(True)

@@ -123,10 +123,12 @@ def raw_capable(tracepoints) -> tuple[set, int | None]:
         off = _member_offset(b, b.find("net_device", "struct"), "ifindex")
     except (NotSupported, KeyError, OSError, kernel.btf.BTFError):
         return set(), None
+    if off is None:
+        return set(), None
     out = set()
     for tp in tracepoints:
         want = RAW_PROTOTYPES.get(tp)
-        if want is None or off is None:
+        if want is None:
             continue
         try:
             ptr = b[b.find(f"btf_trace_{tp}", "typedef")].type
@@ -153,23 +155,19 @@ RAW_TRACEPOINT_PROBE({tp})
     int drops = {f["drops"]}, err = {f["err"]}, sent = {f["sent"]};
     if (!drops && !err) {{
         struct xl_fkey fk = {{.dev = {f["dev"]}, .to_dev = {f["to_dev"]}, .tp = {idx}}};
-        struct xl_fval *fv = xl_flush.lookup(&fk);
-        if (fv) {{
-            if ((fv->events & 63) == 0) {{      /* this CPU's first hit, then every 64th */
-                int i = xl_ifindex({f["dev"]}), t = {to_ifindex};
-                if (fv->events && (fv->ifindex != i || fv->to != t))
-                    xl_fold(&fk, fv);          /* another device at that address now */
-                fv->ifindex = i;
-                fv->to = t;
-                fv->act = {f["act"]};
-            }}
-            fv->events += 1;
-            fv->sent += sent;
-        }} else {{
-            struct xl_fval nv = {{.events = 1, .sent = sent, .ifindex = xl_ifindex({f["dev"]}),
-                                  .to = {to_ifindex}, .act = {f["act"]}}};
-            xl_flush.update(&fk, &nv);
+        struct xl_fval zero = {{}}, *fv = xl_flush.lookup_or_try_init(&fk, &zero);
+        if (!fv)
+            return 0;
+        if ((fv->events & 63) == 0) {{          /* this CPU's first hit, then every 64th */
+            int i = xl_ifindex({f["dev"]}), t = {to_ifindex};
+            if (fv->events && (fv->ifindex != i || fv->to != t))
+                xl_fold(&fk, fv);              /* another device at that address now */
+            fv->ifindex = i;
+            fv->to = t;
+            fv->act = {f["act"]};
         }}
+        fv->events += 1;
+        fv->sent += sent;
         return 0;
     }}
     struct xl_key k = {{}};
